@@ -1,0 +1,146 @@
+//! `create`: claim the id, clone init, wait until it is ready, record it.
+
+use super::record::State;
+use super::store::{Locked, Store};
+use crate::error::{Error, IoContext, Result};
+use crate::linux::procfs;
+use crate::process::{self, fifo, Launch, Spawned, Wait};
+use crate::spec::Bundle;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// Whether init waits on the exec fifo for `start`, or on the parent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Run,
+}
+
+pub struct Created {
+    pub container: Locked,
+    pub init: Spawned,
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+/// Creates the container. `console` overrides --console-socket (run uses
+/// its own socketpair to proxy a terminal).
+pub fn create(
+    store: &Store,
+    id: &str,
+    o: &Options,
+    mode: Mode,
+    console: Option<OwnedFd>,
+) -> Result<Created> {
+    super::store::validate_id(id)?;
+    let bundle = Bundle::load(&o.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let console = match (terminal, console, &o.console_socket) {
+        (false, _, Some(_)) => {
+            return Err(Error::Other(
+                "--console-socket given but process.terminal is false".into(),
+            ))
+        }
+        (false, _, None) => None,
+        (true, Some(fd), _) => Some(fd),
+        (true, None, Some(path)) => Some(connect_console(path)?),
+        (true, None, None) => {
+            return Err(Error::Other(
+                "process.terminal is true: --console-socket is required".into(),
+            ))
+        }
+    };
+    let me = std::process::id() as i32;
+    let state = State {
+        id: id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        creator: me,
+        creator_start: procfs::start_time(me).unwrap_or(0),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: now_rfc3339(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        owner: String::new(),
+    };
+    let mut container = store.claim(state)?;
+    match finish(&mut container, &bundle, o, mode, console) {
+        Ok(init) => Ok(Created { container, init }),
+        Err(e) => {
+            // Nothing of a failed create may stay behind.
+            let _ = container.destroy();
+            Err(e)
+        }
+    }
+}
+
+fn finish(
+    c: &mut Locked,
+    bundle: &Bundle,
+    o: &Options,
+    mode: Mode,
+    console: Option<OwnedFd>,
+) -> Result<Spawned> {
+    let wait = match mode {
+        Mode::Create => {
+            fifo::make(&c.fifo_path())?;
+            Wait::Fifo(c.fifo_path())
+        }
+        Mode::Run => Wait::Channel,
+    };
+    let launch = Launch {
+        bundle,
+        wait,
+        console,
+        no_pivot: o.no_pivot,
+        preserve_fds: o.preserve_fds,
+        session_keyring: (!o.no_new_keyring).then(|| c.state.id.clone()),
+    };
+    let init = process::spawn(&launch)?;
+    c.state.pid = init.pid;
+    c.state.pid_start = procfs::start_time(init.pid).unwrap_or(0);
+    c.save()?;
+    if let Some(p) = &o.pid_file {
+        write_pid_file(p, init.pid)?;
+    }
+    Ok(init)
+}
+
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path).at(path)?;
+    Ok(s.into())
+}
+
+/// Written next to its final name and renamed, so readers (containerd's
+/// shim polls it) never see a partial pid.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().at(".")?.join(path)
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, pid.to_string()).at(&tmp)?;
+    std::fs::rename(&tmp, &path).at(&path)
+}

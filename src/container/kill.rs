@@ -1,0 +1,124 @@
+//! `kill`: signal a container's init, or with --all every process in it.
+
+use super::store::Store;
+use super::Status;
+use crate::error::{Error, Result};
+use crate::linux::procfs;
+use nix::sys::signal::Signal;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::str::FromStr;
+
+/// Accepts "KILL", "SIGKILL", "kill" and "9", as runc does.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::Other(format!("invalid signal number {n}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    if let Some(rt) = name.strip_prefix("SIGRTMIN") {
+        let base = libc::SIGRTMIN();
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.trim_start_matches('+').parse().unwrap_or(-1)
+        };
+        if off >= 0 && base + off <= libc::SIGRTMAX() {
+            return Ok(base + off);
+        }
+    }
+    Signal::from_str(&name)
+        .map(|s| s as i32)
+        .map_err(|_| Error::Other(format!("unknown signal {s:?}")))
+}
+
+/// Signals through a pidfd, so the signal can only reach the process we
+/// checked, never a successor that recycled its pid.
+pub fn signal_pid(pid: i32, start: u64, sig: i32) -> Result<()> {
+    // SAFETY: pidfd_open with a pid and no flags; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Error::sys(format!("pidfd_open {pid}"), nix::Error::last()));
+    }
+    // SAFETY: the kernel just gave us this fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if !procfs::is_same_live_process(pid, start) {
+        return Err(Error::Other(format!("process {pid} is gone")));
+    }
+    // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(Error::sys(format!("signalling {pid}"), nix::Error::last()));
+    }
+    Ok(())
+}
+
+/// Every process of a container that has its own pid namespace; only init
+/// when it shares one (the cgroup will know the rest).
+pub fn container_pids(init: i32) -> Vec<i32> {
+    let own = procfs::namespace_id(std::process::id() as i32, "pid");
+    match procfs::namespace_id(init, "pid") {
+        Some(ns) if Some(&ns) != own.as_ref() => {
+            let mut pids = procfs::pids_in_pid_namespace(&ns);
+            if !pids.contains(&init) {
+                pids.push(init);
+            }
+            pids
+        }
+        _ => vec![init],
+    }
+}
+
+pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<()> {
+    let sig = parse_signal(signal)?;
+    let c = store.load(id)?;
+    let status = c.status();
+    if !matches!(status, Status::Created | Status::Running) {
+        return Err(Error::WrongState {
+            id: id.to_string(),
+            status: status.to_string(),
+            why: "container not running",
+        });
+    }
+    if all {
+        for pid in container_pids(c.state.pid) {
+            if pid != c.state.pid {
+                // SAFETY: kill(2) on a pid that is in the container's pid namespace.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+    }
+    signal_pid(c.state.pid, c.state.pid_start, sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_numbers_and_prefixes() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("15").unwrap(), 15);
+        assert_eq!(parse_signal("TERM").unwrap(), 15);
+        assert_eq!(parse_signal("SIGRTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! `start`: release a created container's init through the exec fifo.
+
+use super::store::Store;
+use super::Status;
+use crate::error::{Error, Result};
+use crate::process::fifo;
+
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let c = store.load(id)?;
+    let status = c.status();
+    if status != Status::Created {
+        return Err(Error::WrongState {
+            id: id.to_string(),
+            status: status.to_string(),
+            why: "only a created container can be started",
+        });
+    }
+    let state = c.state.clone();
+    fifo::release(&c.fifo_path(), || state.init_alive())
+}

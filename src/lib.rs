@@ -1,0 +1,11 @@
+//! brig: an OCI container runtime. The binaries in src/bin/ only parse
+//! arguments; everything they do lives here.
+
+pub mod container;
+pub mod error;
+pub mod linux;
+pub mod logging;
+pub mod process;
+pub mod spec;
+
+pub use error::{Error, Result};

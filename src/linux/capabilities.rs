@@ -1,0 +1,86 @@
+//! The five capability sets of process.capabilities, applied around the uid
+//! switch the way runc does.
+
+use crate::error::{Error, Result};
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+use std::str::FromStr;
+
+/// The spec's names mapped to the kernel's; names this kernel does not know
+/// are skipped (as runc does), names nobody knows were rejected at load time.
+fn convert(set: &Option<Capabilities>, supported: &CapsHashSet) -> Result<CapsHashSet> {
+    let mut out = CapsHashSet::new();
+    for c in set.iter().flatten() {
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        match Capability::from_str(&name) {
+            Ok(cap) if supported.contains(&cap) => {
+                out.insert(cap);
+            }
+            Ok(_) => {}
+            Err(_) => log::unknown(&name),
+        }
+    }
+    Ok(out)
+}
+
+mod log {
+    pub fn unknown(name: &str) {
+        eprintln!("brig: warning: capability {name} is not known to this build, skipped");
+    }
+}
+
+pub struct Plan {
+    bounding: CapsHashSet,
+    effective: CapsHashSet,
+    permitted: CapsHashSet,
+    inheritable: CapsHashSet,
+    ambient: CapsHashSet,
+}
+
+impl Plan {
+    pub fn new(c: &LinuxCapabilities) -> Result<Plan> {
+        let supported = caps::runtime::thread_all_supported();
+        Ok(Plan {
+            bounding: convert(c.bounding(), &supported)?,
+            effective: convert(c.effective(), &supported)?,
+            permitted: convert(c.permitted(), &supported)?,
+            inheritable: convert(c.inheritable(), &supported)?,
+            ambient: convert(c.ambient(), &supported)?,
+        })
+    }
+
+    /// Step one, while still root: shrink the bounding set (needs CAP_SETPCAP).
+    pub fn drop_bounding(&self) -> Result<()> {
+        let current = caps::read(None, CapSet::Bounding)
+            .map_err(|e| Error::Other(format!("reading bounding set: {e}")))?;
+        for cap in current.difference(&self.bounding) {
+            caps::drop(None, CapSet::Bounding, *cap)
+                .map_err(|e| Error::Other(format!("dropping {cap} from bounding set: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Step two, after setuid: the working sets, then ambient.
+    pub fn apply(&self) -> Result<()> {
+        let set = |which, value: &CapsHashSet, name: &str| {
+            caps::set(None, which, value)
+                .map_err(|e| Error::Other(format!("setting {name} capabilities: {e}")))
+        };
+        // Each capset must keep effective within permitted and inheritable
+        // within what is permitted now: inheritable first, then shrink
+        // effective, then permitted.
+        set(CapSet::Inheritable, &self.inheritable, "inheritable")?;
+        set(CapSet::Effective, &self.effective, "effective")?;
+        set(CapSet::Permitted, &self.permitted, "permitted")?;
+        // Ambient needs each cap permitted and inheritable; runc skips the
+        // ones that are not, and so does brig (runc's default spec asks for
+        // ambient caps without inheritable ones).
+        for cap in &self.ambient {
+            let _ = caps::raise(None, CapSet::Ambient, *cap);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,13 @@
+//! One file per kernel facility the container's init touches.
+
+pub mod capabilities;
+pub mod devices;
+pub mod mountinfo;
+pub mod mounts;
+pub mod namespaces;
+pub mod paths;
+pub mod procfs;
+pub mod rlimits;
+pub mod rootfs;
+pub mod terminal;
+pub mod user;

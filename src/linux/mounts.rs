@@ -1,0 +1,393 @@
+//! The spec's `mounts`: option parsing and mounting one entry inside the rootfs.
+
+use super::mountinfo;
+use super::paths::{self, fd_path};
+use crate::error::{Error, Result, SysContext};
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Mount flags, propagation and filesystem data from fstab-style options.
+#[derive(Debug, PartialEq)]
+pub struct Options {
+    pub flags: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+    /// runc's `tmpcopyup`: seed a tmpfs with what the directory held.
+    pub copy_up: bool,
+}
+
+fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
+    // (clear?, flag): options like `rw` clear a flag that `ro` sets.
+    let f = match opt {
+        "defaults" => (false, MsFlags::empty()),
+        "ro" => (false, MsFlags::MS_RDONLY),
+        "rw" => (true, MsFlags::MS_RDONLY),
+        "suid" => (true, MsFlags::MS_NOSUID),
+        "nosuid" => (false, MsFlags::MS_NOSUID),
+        "dev" => (true, MsFlags::MS_NODEV),
+        "nodev" => (false, MsFlags::MS_NODEV),
+        "exec" => (true, MsFlags::MS_NOEXEC),
+        "noexec" => (false, MsFlags::MS_NOEXEC),
+        "sync" => (false, MsFlags::MS_SYNCHRONOUS),
+        "async" => (true, MsFlags::MS_SYNCHRONOUS),
+        "dirsync" => (false, MsFlags::MS_DIRSYNC),
+        "remount" => (false, MsFlags::MS_REMOUNT),
+        "mand" => (false, MsFlags::MS_MANDLOCK),
+        "nomand" => (true, MsFlags::MS_MANDLOCK),
+        "atime" => (true, MsFlags::MS_NOATIME),
+        "noatime" => (false, MsFlags::MS_NOATIME),
+        "diratime" => (true, MsFlags::MS_NODIRATIME),
+        "nodiratime" => (false, MsFlags::MS_NODIRATIME),
+        "bind" => (false, MsFlags::MS_BIND),
+        "rbind" => (false, MsFlags::MS_BIND | MsFlags::MS_REC),
+        "relatime" => (false, MsFlags::MS_RELATIME),
+        "norelatime" => (true, MsFlags::MS_RELATIME),
+        "strictatime" => (false, MsFlags::MS_STRICTATIME),
+        "nostrictatime" => (true, MsFlags::MS_STRICTATIME),
+        "lazytime" => (false, MsFlags::MS_LAZYTIME),
+        "nolazytime" => (true, MsFlags::MS_LAZYTIME),
+        "silent" => (false, MsFlags::MS_SILENT),
+        "loud" => (true, MsFlags::MS_SILENT),
+        "nosymfollow" => (false, MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW)),
+        "symfollow" => (true, MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW)),
+        _ => return None,
+    };
+    Some(f)
+}
+
+pub fn propagation_flag(opt: &str) -> Option<MsFlags> {
+    let f = match opt {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    };
+    Some(f)
+}
+
+/// Options that need mount_setattr(2) or idmapped mounts; refused loudly
+/// rather than silently dropped.
+fn unsupported_option(opt: &str) -> bool {
+    matches!(opt, "idmap" | "ridmap")
+        || (opt.len() > 1
+            && opt.starts_with('r')
+            && flag_option(&opt[1..]).is_some()
+            && !matches!(opt, "rw" | "rbind" | "relatime"))
+}
+
+pub fn parse_options(opts: &[String]) -> Result<Options> {
+    let mut o = Options {
+        flags: MsFlags::empty(),
+        propagation: Vec::new(),
+        data: Vec::new(),
+        copy_up: false,
+    };
+    for opt in opts {
+        if unsupported_option(opt) {
+            return Err(Error::Unsupported(format!("mount option {opt:?}")));
+        }
+        if let Some((clear, flag)) = flag_option(opt) {
+            if clear {
+                o.flags.remove(flag);
+            } else {
+                o.flags.insert(flag);
+            }
+        } else if let Some(p) = propagation_flag(opt) {
+            o.propagation.push(p);
+        } else if opt == "tmpcopyup" {
+            o.copy_up = true;
+        } else {
+            o.data.push(opt.clone());
+        }
+    }
+    Ok(o)
+}
+
+/// Everything init needs to mount the spec's entries into one rootfs.
+pub struct Mounter<'a> {
+    pub root: BorrowedFd<'a>,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// In a new user namespace: nodes cannot be made, flags of bind mounts are locked.
+    pub in_userns: bool,
+}
+
+impl Mounter<'_> {
+    fn err(m: &Mount, e: impl std::fmt::Display) -> Error {
+        Error::Other(format!(
+            "mounting {} on {}: {e}",
+            m.source()
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_default(),
+            m.destination().display()
+        ))
+    }
+
+    pub fn mount_entry(&self, m: &Mount) -> Result<()> {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
+        let typ = m.typ().as_deref().unwrap_or("");
+        let is_bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
+        if is_bind {
+            self.bind(m, &opts)
+        } else if typ == "cgroup" || typ == "cgroup2" {
+            self.cgroup(m, &opts)
+        } else {
+            self.filesystem(m, typ, &opts)
+        }
+    }
+
+    fn dest<'m>(&self, m: &'m Mount) -> &'m Path {
+        m.destination()
+    }
+
+    /// Re-resolves the destination, now naming the mount just placed there.
+    fn reopen_dest(&self, m: &Mount) -> Result<OwnedFd> {
+        paths::handle_in_root(self.root, self.dest(m)).map_err(|e| Self::err(m, e))
+    }
+
+    fn bind(&self, m: &Mount, opts: &Options) -> Result<()> {
+        let src = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| Self::err(m, "bind mount needs a source"))?;
+        let src: PathBuf = if src.is_absolute() {
+            src.clone()
+        } else {
+            self.bundle.join(src)
+        };
+        let meta = std::fs::metadata(&src).map_err(|e| Self::err(m, e))?;
+        let target = if meta.is_dir() {
+            paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?
+        } else {
+            paths::create_file_in_root(self.root, self.dest(m))?
+        };
+        let bind = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+        mount(
+            Some(&src),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            bind,
+            None::<&str>,
+        )
+        .map_err(|e| Self::err(m, e))?;
+        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        let placed = self.reopen_dest(m)?;
+        if !extra.is_empty() {
+            remount_bind(&placed, extra, self.in_userns).map_err(|e| Self::err(m, e))?;
+        }
+        apply_propagation(&placed, &opts.propagation).map_err(|e| Self::err(m, e))
+    }
+
+    fn filesystem(&self, m: &Mount, typ: &str, opts: &Options) -> Result<()> {
+        let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
+        let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+        let data = opts.data.join(",");
+        let seed = if opts.copy_up && typ == "tmpfs" {
+            Some(snapshot_dir(&target)?)
+        } else {
+            None
+        };
+        let flags = opts.flags - MsFlags::MS_REMOUNT;
+        let data = (!data.is_empty()).then_some(data.as_str());
+        mount(
+            Some(&src),
+            fd_path(&target).as_str(),
+            Some(typ),
+            flags,
+            data,
+        )
+        .map_err(|e| Self::err(m, e))?;
+        let placed = self.reopen_dest(m)?;
+        if let Some(seed) = seed {
+            copy_up(&seed, &placed).map_err(|e| Self::err(m, e))?;
+        }
+        apply_propagation(&placed, &opts.propagation).map_err(|e| Self::err(m, e))
+    }
+
+    /// cgroup mounts mirror the host's layout: cgroup2 alone, or a tmpfs of
+    /// v1 hierarchies (plus `unified` on a hybrid host).
+    fn cgroup(&self, m: &Mount, opts: &Options) -> Result<()> {
+        let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
+        let host = mountinfo::read_self();
+        let flags = opts.flags - MsFlags::MS_REMOUNT;
+        let is_v2_only = host
+            .iter()
+            .any(|i| i.mount_point == Path::new("/sys/fs/cgroup") && i.fs_type == "cgroup2");
+        if is_v2_only {
+            mount(
+                Some("cgroup2"),
+                fd_path(&target).as_str(),
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .map_err(|e| Self::err(m, e))?;
+            return Ok(());
+        }
+        let rw = flags - MsFlags::MS_RDONLY;
+        mount(
+            Some("tmpfs"),
+            fd_path(&target).as_str(),
+            Some("tmpfs"),
+            rw,
+            Some("mode=755"),
+        )
+        .map_err(|e| Self::err(m, e))?;
+        for h in host
+            .iter()
+            .filter(|i| i.mount_point.parent() == Some(Path::new("/sys/fs/cgroup")))
+        {
+            let Some(name) = h.mount_point.file_name() else {
+                continue;
+            };
+            let (fstype, data) = match h.fs_type.as_str() {
+                "cgroup" => (
+                    "cgroup",
+                    h.super_options
+                        .split(',')
+                        .filter(|o| *o != "rw" && *o != "ro")
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                "cgroup2" => ("cgroup2", String::new()),
+                _ => continue,
+            };
+            let dir = paths::mkdir_all_in_root(self.root, &self.dest(m).join(name), 0o755)?;
+            let data = (!data.is_empty()).then_some(data.as_str());
+            mount(
+                Some(fstype),
+                fd_path(&dir).as_str(),
+                Some(fstype),
+                flags,
+                data,
+            )
+            .map_err(|e| Self::err(m, e))?;
+        }
+        if flags.contains(MsFlags::MS_RDONLY) {
+            let placed = self.reopen_dest(m)?;
+            mount(
+                None::<&str>,
+                fd_path(&placed).as_str(),
+                None::<&str>,
+                rw | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                Some("mode=755"),
+            )
+            .map_err(|e| Self::err(m, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Changes the flags of a bind mount. Inside a user namespace the kernel
+/// refuses to drop flags the outer mount has locked, so they are kept.
+pub fn remount_bind(target: &OwnedFd, flags: MsFlags, keep_locked: bool) -> nix::Result<()> {
+    let mut flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    if keep_locked {
+        flags |= locked_flags(target);
+    }
+    let path = fd_path(target);
+    mount(
+        None::<&str>,
+        path.as_str(),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+}
+
+/// The flags of the mount under `target` that an unprivileged remount must keep.
+pub fn locked_flags(target: &OwnedFd) -> MsFlags {
+    let Ok(st) = nix::sys::statvfs::fstatvfs(target.as_fd()) else {
+        return MsFlags::empty();
+    };
+    use nix::sys::statvfs::FsFlags;
+    let mut f = MsFlags::empty();
+    for (s, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if st.flags().contains(s) {
+            f |= m;
+        }
+    }
+    f
+}
+
+pub fn apply_propagation(target: &OwnedFd, props: &[MsFlags]) -> nix::Result<()> {
+    let path = fd_path(target);
+    for p in props {
+        mount(None::<&str>, path.as_str(), None::<&str>, *p, None::<&str>)?;
+    }
+    Ok(())
+}
+
+/// tmpcopyup: bind the original directory aside so its content can be
+/// copied onto the tmpfs that hides it.
+fn snapshot_dir(dir: &OwnedFd) -> Result<OwnedFd> {
+    paths::reopen(dir, libc::O_RDONLY | libc::O_DIRECTORY).sys(|| "opening tmpcopyup source".into())
+}
+
+fn copy_up(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // cp runs as our child, so name our fds through our pid as the host
+    // procfs sees it (getpid() would answer 1 in a new pid namespace).
+    let me = std::fs::read_link("/proc/self")?;
+    let me = me.display();
+    let status = std::process::Command::new("cp")
+        .args(["-a", "--"])
+        .arg(format!("/proc/{me}/fd/{}/.", src.as_raw_fd()))
+        .arg(format!("/proc/{me}/fd/{}", dst.as_raw_fd()))
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("cp -a exited with {status}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(list: &[&str]) -> Result<Options> {
+        parse_options(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn flags_data_and_propagation_are_split() {
+        let o = opts(&["nosuid", "ro", "mode=755", "size=64k", "rslave", "rbind"]).unwrap();
+        assert!(o.flags.contains(
+            MsFlags::MS_NOSUID | MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC
+        ));
+        assert_eq!(o.data, vec!["mode=755", "size=64k"]);
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn later_options_clear_earlier_ones() {
+        let o = opts(&["ro", "rw", "noexec", "exec"]).unwrap();
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(!o.flags.contains(MsFlags::MS_NOEXEC));
+    }
+
+    #[test]
+    fn recursive_attributes_are_refused_not_dropped() {
+        let e = opts(&["rro"]).unwrap_err().to_string();
+        assert!(e.contains("rro"), "{e}");
+        assert!(opts(&["idmap"]).is_err());
+        assert!(opts(&["rw", "rbind", "relatime", "rprivate"]).is_ok());
+    }
+}

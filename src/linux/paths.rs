@@ -1,0 +1,188 @@
+//! Resolving paths from a bundle inside the rootfs, never outside it.
+//!
+//! Every lookup goes through openat2(RESOLVE_IN_ROOT): `..` and symlinks,
+//! absolute ones included, are resolved as if the rootfs were `/`, so a
+//! hostile rootfs cannot send a mount or a device node to the host.
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// The path with its leading `/` and any `.` removed, for use relative to a root fd.
+pub fn relative(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
+        .collect()
+}
+
+fn cstr(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Other(format!("path {} contains a NUL byte", path.display())))
+}
+
+/// openat2 with RESOLVE_IN_ROOT: `path` is looked up with `root` as `/`.
+pub fn open_in_root(root: BorrowedFd, path: &Path, flags: i32) -> nix::Result<OwnedFd> {
+    let rel = relative(path);
+    let rel = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    };
+    let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    loop {
+        // SAFETY: openat2 reads a valid C string and a correctly sized open_how.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        match Errno::last() {
+            // openat2 asks for a retry when a rename raced the lookup.
+            Errno::EAGAIN | Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// Opens `path` inside the root as an O_PATH handle.
+pub fn handle_in_root(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
+    open_in_root(root, path, libc::O_PATH)
+}
+
+/// mkdir -p inside the root; returns an O_PATH handle on the final directory.
+pub fn mkdir_all_in_root(root: BorrowedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
+    let rel = relative(path);
+    let mut prefix = PathBuf::new();
+    let mut dir = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| Error::sys("opening rootfs", e))?;
+    for comp in rel.components() {
+        prefix.push(comp);
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        dir = match open_in_root(root, &prefix, flags) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                let name = cstr(Path::new(comp.as_os_str()))?;
+                match nix::sys::stat::mkdirat(&dir, name.as_c_str(), Mode::from_bits_truncate(mode))
+                {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(Error::sys(format!("mkdir {}", prefix.display()), e)),
+                }
+                open_in_root(root, &prefix, flags)
+                    .map_err(|e| Error::sys(format!("opening {}", prefix.display()), e))?
+            }
+            Err(e) => return Err(Error::sys(format!("opening {}", prefix.display()), e)),
+        };
+    }
+    Ok(dir)
+}
+
+/// Makes sure `path` exists inside the root as a regular file (creating an
+/// empty one if needed) and returns an O_PATH handle on it.
+pub fn create_file_in_root(root: BorrowedFd, path: &Path) -> Result<OwnedFd> {
+    if let Ok(fd) = handle_in_root(root, path) {
+        return Ok(fd);
+    }
+    let rel = relative(path);
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(Error::Other(format!("cannot create {}", path.display())));
+    };
+    let dir = mkdir_all_in_root(root, parent, 0o755)?;
+    // O_PATH handles cannot be used as a base for creating files: reopen.
+    let dir = reopen(&dir, libc::O_RDONLY | libc::O_DIRECTORY)
+        .map_err(|e| Error::sys(format!("opening {}", parent.display()), e))?;
+    let c = cstr(Path::new(name))?;
+    match nix::fcntl::openat(
+        &dir,
+        c.as_c_str(),
+        nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_EXCL
+            | nix::fcntl::OFlag::O_WRONLY
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(_) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::sys(format!("creating {}", path.display()), e)),
+    }
+    handle_in_root(root, path).map_err(|e| Error::sys(format!("opening {}", path.display()), e))
+}
+
+/// Reopens an O_PATH handle with real access flags, through this process's
+/// own fd table rather than by path, so the object cannot be swapped.
+pub fn reopen(fd: &OwnedFd, flags: i32) -> nix::Result<OwnedFd> {
+    let path = fd_path(fd);
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open with a valid C string; the result is checked below.
+    let r = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// The /proc/self/fd path that names an open handle; mount(2) given this
+/// path acts on the very object the handle refers to.
+pub fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn relative_drops_root_and_dots() {
+        assert_eq!(relative(Path::new("/a/./b/")), PathBuf::from("a/b"));
+        assert_eq!(relative(Path::new("/")), PathBuf::new());
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let tmp = std::env::temp_dir().join(format!("brig-paths-{}", std::process::id()));
+        let root = tmp.join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/marker"), "inside").unwrap();
+        // An absolute symlink and a `..` chain that would leave the root on the host.
+        std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc", root.join("up")).unwrap();
+        let rootfd = OwnedFd::from(std::fs::File::open(&root).unwrap());
+        for p in ["/abs/marker", "up/marker", "/../../etc/marker"] {
+            let fd = open_in_root(rootfd.as_fd(), Path::new(p), libc::O_RDONLY).unwrap();
+            let got = std::fs::read_to_string(fd_path(&fd)).unwrap();
+            assert_eq!(got, "inside", "{p} escaped the root");
+        }
+        let made = mkdir_all_in_root(rootfd.as_fd(), Path::new("/abs/new/dir"), 0o755).unwrap();
+        drop(made);
+        assert!(root.join("etc/new/dir").is_dir());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

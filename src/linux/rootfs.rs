@@ -1,0 +1,226 @@
+//! Building the container's root: propagation, the spec's mounts, /dev,
+//! masked and read-only paths, then pivot_root.
+
+use super::devices;
+use super::mountinfo;
+use super::mounts::{self, Mounter};
+use super::paths::{self, fd_path};
+use crate::error::{Error, Result, SysContext};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+pub struct Rootfs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub in_userns: bool,
+}
+
+impl Rootfs<'_> {
+    /// Everything done while the host is still visible: the rootfs ends up a
+    /// private mount point holding every mount, node and mask of the spec.
+    pub fn prepare(&self) -> Result<()> {
+        let linux = self.spec.linux().as_ref();
+        let prop = linux
+            .and_then(|l| l.rootfs_propagation().as_deref())
+            .map(|p| {
+                mounts::propagation_flag(p)
+                    .ok_or_else(|| Error::Other(format!("unknown rootfsPropagation {p:?}")))
+            })
+            .transpose()?
+            .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        // Nothing we mount may propagate back to the host's namespace.
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .sys(|| "setting rootfs propagation on /".into())?;
+        if prop.contains(MsFlags::MS_SHARED) {
+            self.make_parent_private()?;
+        }
+        mount(
+            Some(self.rootfs),
+            self.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .sys(|| format!("bind-mounting rootfs {}", self.rootfs.display()))?;
+        let root: OwnedFd = std::fs::File::open(self.rootfs)
+            .map_err(|e| Error::io(self.rootfs, e))?
+            .into();
+        let mounter = Mounter {
+            root: root.as_fd(),
+            rootfs: self.rootfs,
+            bundle: self.bundle,
+            in_userns: self.in_userns,
+        };
+        let spec_mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
+        for m in spec_mounts {
+            mounter.mount_entry(m)?;
+        }
+        let has_proc = spec_mounts
+            .iter()
+            .any(|m| m.typ().as_deref() == Some("proc"));
+        let dev_from_host = spec_mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("bind"));
+        if !dev_from_host {
+            self.make_devices(&root, has_proc)?;
+        }
+        self.mask_paths(&root)?;
+        self.readonly_paths(&root)
+    }
+
+    fn make_parent_private(&self) -> Result<()> {
+        let infos = mountinfo::read_self();
+        let parent = infos
+            .iter()
+            .filter(|i| self.rootfs.starts_with(&i.mount_point))
+            .max_by_key(|i| i.mount_point.as_os_str().len())
+            .map(|i| i.mount_point.clone())
+            .unwrap_or_else(|| "/".into());
+        mount(
+            None::<&str>,
+            &parent,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .sys(|| format!("making {} private", parent.display()))
+    }
+
+    fn make_devices(&self, root: &OwnedFd, has_proc: bool) -> Result<()> {
+        let spec_devices = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_ref())
+            .map(|d| d.iter().map(devices::from_spec).collect::<Result<Vec<_>>>())
+            .transpose()?
+            .unwrap_or_default();
+        for node in devices::default_nodes() {
+            if !spec_devices.iter().any(|d| d.path == node.path) {
+                devices::create(root.as_fd(), &node, self.in_userns)?;
+            }
+        }
+        for node in &spec_devices {
+            devices::create(root.as_fd(), node, self.in_userns)?;
+        }
+        devices::create_links(root.as_fd(), has_proc)
+    }
+
+    /// maskedPaths: files get the host's verified /dev/null, directories an
+    /// empty read-only tmpfs. Paths that do not exist are skipped, as runc does.
+    fn mask_paths(&self, root: &OwnedFd) -> Result<()> {
+        let masked = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.masked_paths().as_deref())
+            .unwrap_or(&[]);
+        if masked.is_empty() {
+            return Ok(());
+        }
+        let null = devices::verified_dev_null()?;
+        let null_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&null));
+        for p in masked {
+            let Ok(target) = paths::handle_in_root(root.as_fd(), Path::new(p)) else {
+                continue;
+            };
+            let is_dir = nix::sys::stat::fstat(target.as_fd())
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .unwrap_or(false);
+            let r = if is_dir {
+                mount(
+                    Some("tmpfs"),
+                    fd_path(&target).as_str(),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    Some("size=0k"),
+                )
+            } else {
+                mount(
+                    Some(null_path.as_str()),
+                    fd_path(&target).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+            };
+            r.sys(|| format!("masking {p}"))?;
+        }
+        Ok(())
+    }
+
+    fn readonly_paths(&self, root: &OwnedFd) -> Result<()> {
+        let ro = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.readonly_paths().as_deref())
+            .unwrap_or(&[]);
+        for p in ro {
+            let Ok(target) = paths::handle_in_root(root.as_fd(), Path::new(p)) else {
+                continue;
+            };
+            let path = fd_path(&target);
+            mount(
+                Some(path.as_str()),
+                path.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .sys(|| format!("bind-mounting read-only path {p}"))?;
+            let placed = paths::handle_in_root(root.as_fd(), Path::new(p))
+                .sys(|| format!("reopening read-only path {p}"))?;
+            mounts::remount_bind(
+                &placed,
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                true,
+            )
+            .sys(|| format!("making {p} read-only"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes the rootfs `/`. pivot_root(".", ".") stacks the old root under the
+/// new one, where it is detached; nothing of the host stays reachable.
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    nix::unistd::chdir(rootfs).sys(|| format!("chdir {}", rootfs.display()))?;
+    if no_pivot {
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .sys(|| "moving rootfs to /".into())?;
+        nix::unistd::chroot(".").sys(|| "chroot into rootfs".into())?;
+    } else {
+        nix::unistd::pivot_root(".", ".").sys(|| "pivot_root".into())?;
+        // The old root is stacked on "."; make sure its unmount cannot
+        // propagate to the host, then detach it.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .sys(|| "making old root a slave".into())?;
+        umount2(".", MntFlags::MNT_DETACH).sys(|| "detaching old root".into())?;
+    }
+    nix::unistd::chdir("/").sys(|| "chdir /".into())
+}
+
+/// root.readonly: remount `/` read-only once everything is in place.
+pub fn make_root_readonly() -> Result<()> {
+    let root: OwnedFd = std::fs::File::open("/")
+        .map_err(|e| Error::io("/", e))?
+        .into();
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | mounts::locked_flags(&root),
+        None::<&str>,
+    )
+    .sys(|| "remounting / read-only".into())
+}

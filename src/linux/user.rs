@@ -1,0 +1,35 @@
+//! Switching to the container's user: groups, gid, uid, and the umask.
+
+use crate::error::{Result, SysContext};
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use oci_spec::runtime::User;
+
+/// Whether this process may call setgroups: a user namespace whose
+/// /proc/self/setgroups says "deny" forbids it.
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+pub fn switch(user: &User) -> Result<()> {
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    if setgroups_allowed() {
+        setgroups(&gids).sys(|| format!("setgroups {:?}", user.additional_gids()))?;
+    }
+    let gid = Gid::from_raw(user.gid());
+    setresgid(gid, gid, gid).sys(|| format!("setgid {}", user.gid()))?;
+    let uid = Uid::from_raw(user.uid());
+    setresuid(uid, uid, uid).sys(|| format!("setuid {}", user.uid()))
+}
+
+pub fn set_umask(user: &User) {
+    if let Some(mask) = user.umask() {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+}

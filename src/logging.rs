@@ -1,0 +1,81 @@
+//! Error and debug lines in runc's formats: text on stderr, and JSON lines
+//! (`{"level":"error","msg":"...","time":"..."}`) in the --log file, which
+//! containerd reads back to show users why a command failed.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+struct Config {
+    file: Option<PathBuf>,
+    format: Format,
+    debug: bool,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
+    let _ = CONFIG.set(Config {
+        file,
+        format,
+        debug,
+    });
+}
+
+fn line(level: &str, msg: &str, format: Format) -> String {
+    let time = crate::container::create::now_rfc3339();
+    match format {
+        Format::Json => {
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string() + "\n"
+        }
+        Format::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
+    }
+}
+
+fn write(level: &str, msg: &str) {
+    let Some(c) = CONFIG.get() else { return };
+    if let Some(path) = &c.file {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = f.write_all(line(level, msg, c.format).as_bytes());
+        }
+    }
+}
+
+/// One line on stderr and, with --log, one entry in the log file.
+pub fn error(msg: &str) {
+    write("error", msg);
+    eprintln!("brig: {msg}");
+}
+
+pub fn debug(msg: &str) {
+    if CONFIG.get().is_some_and(|c| c.debug) {
+        write("debug", msg);
+        if CONFIG.get().is_some_and(|c| c.file.is_none()) {
+            eprintln!("brig: debug: {msg}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_have_level_msg_and_time() {
+        let l = line("error", "boom \"x\"", Format::Json);
+        let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "boom \"x\"");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,95 @@
+//! The exec fifo: init blocks opening its write end until `start` opens the
+//! read end. Its existence is what makes a live container `created`.
+
+use crate::error::{Error, Result, SysContext};
+use nix::sys::stat::Mode;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+pub fn make(path: &Path) -> Result<()> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o622))
+        .sys(|| format!("mkfifo {}", path.display()))
+}
+
+/// Handles opened by init before pivot_root, while the fifo's host path is
+/// still reachable: an O_PATH handle and the host procfs fd directory
+/// through which it is reopened for writing later.
+pub struct InitEnd {
+    fifo: OwnedFd,
+    fd_dir: OwnedFd,
+}
+
+impl InitEnd {
+    pub fn open(path: &Path) -> Result<InitEnd> {
+        let open = |p: &Path, flags| -> Result<OwnedFd> {
+            Ok(std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(p)
+                .map_err(|e| Error::io(p, e))?
+                .into())
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        let fifo = open(path, libc::O_PATH | libc::O_CLOEXEC)?;
+        let fd_dir = open(
+            Path::new("/proc/self/fd"),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )?;
+        Ok(InitEnd { fifo, fd_dir })
+    }
+
+    /// Blocks until `start` opens the read end, then tells it we are going.
+    pub fn wait(self) -> Result<()> {
+        let name = self.fifo.as_raw_fd().to_string();
+        let fd = nix::fcntl::openat(
+            &self.fd_dir,
+            name.as_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .sys(|| "opening exec fifo".into())?;
+        nix::unistd::write(&fd, b"0").sys(|| "writing exec fifo".into())?;
+        Ok(())
+    }
+}
+
+/// `start`'s side: opens the read end without blocking, then waits for
+/// init's byte while checking that init is still alive.
+pub fn release(path: &Path, init_alive: impl Fn() -> bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut buf = [0u8; 1];
+    loop {
+        match f.read(&mut buf) {
+            Ok(1) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        if !init_alive() {
+            return Err(Error::Other("container init exited before start".into()));
+        }
+        let mut pfd = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&f),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(
+            &mut pfd,
+            nix::poll::PollTimeout::from(Duration::from_millis(50).as_millis() as u16),
+        );
+        // A fifo with no writer yet polls as hung up; do not spin on it.
+        if pfd[0]
+            .revents()
+            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    std::fs::remove_file(path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,281 @@
+//! The container's init: runs in the cloned child, builds the container
+//! around itself step by step, waits to be started, then execs.
+
+use super::exec;
+use super::fifo::InitEnd;
+use super::spawn::{Launch, NsPlan, Wait};
+use super::sync::{Channel, Msg};
+use crate::error::{Error, Result, SysContext};
+use crate::linux::{capabilities, rlimits, rootfs, terminal, user};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, Signal};
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+use std::convert::Infallible;
+use std::os::fd::AsRawFd;
+
+/// A pid namespace entered by setns/unshare only applies to children.
+pub(super) fn needs_extra_fork(plan: &NsPlan) -> bool {
+    plan.needs_setns() && plan.has(LinuxNamespaceType::Pid)
+}
+
+pub(super) fn main(l: &Launch, plan: &NsPlan, ch: Channel) -> ! {
+    let mut past_ready = false;
+    let err = match run(l, plan, &ch, &mut past_ready) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    // Before Ready the parent reports the error; after it, `create` is gone
+    // and the container's own stderr is the only witness.
+    if ch.send(&Msg::Error(err.to_string())).is_err() {
+        eprintln!("brig: container init: {err}");
+    }
+    // SAFETY: _exit skips destructors and atexit handlers, which belong to the parent's copy.
+    unsafe { libc::_exit(if past_ready { 127 } else { 1 }) }
+}
+
+fn reset_signals() {
+    let _ = SigSet::empty().thread_set_mask();
+    // Rust ignores SIGPIPE; a program we exec must not inherit that.
+    // SAFETY: restoring the default disposition of a signal is always sound.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+fn enter_namespaces(plan: &NsPlan, ch: &Channel) -> Result<()> {
+    let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
+    if plan.needs_setns() {
+        for j in &plan.joins {
+            j.enter()?;
+        }
+        nix::sched::unshare(plan.clone_flags()).sys(|| "unshare namespaces".into())?;
+    }
+    if new_user {
+        ch.send(&Msg::MapsNeeded)?;
+        match ch.recv()? {
+            Some(Msg::MapsDone) => {}
+            other => return Err(Error::Init(format!("waiting for id maps, got {other:?}"))),
+        }
+        // Become root of the new namespace, where the spec's maps allow it.
+        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+    }
+    if needs_extra_fork(plan) {
+        match super::clone::fork_with(0)? {
+            super::clone::Forked::Parent(pid) => {
+                let _ = ch.send(&Msg::Pid(pid));
+                // SAFETY: the intermediate process leaves without running the parent's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            super::clone::Forked::Child => {}
+        }
+    }
+    Ok(())
+}
+
+/// Time namespaces take their offsets between unshare and the first process
+/// entering them; init then enters the namespace itself.
+fn enter_time_namespace(l: &Launch, plan: &NsPlan) -> Result<()> {
+    let time = crate::linux::namespaces::clone_flag(LinuxNamespaceType::Time);
+    if !plan.new.contains(time) {
+        return Ok(());
+    }
+    nix::sched::unshare(time).sys(|| "unshare time namespace".into())?;
+    let offsets = l
+        .bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone());
+    let mut text = String::new();
+    for (clock, off) in offsets.iter().flatten() {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(Error::Other(format!(
+                "linux.timeOffsets: unknown clock {clock:?}"
+            )));
+        }
+        text += &format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        );
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", text)
+            .map_err(|e| Error::io("/proc/self/timens_offsets", e))?;
+    }
+    let ns = std::fs::File::open("/proc/self/ns/time_for_children")
+        .map_err(|e| Error::io("/proc/self/ns/time_for_children", e))?;
+    nix::sched::setns(ns, time).sys(|| "entering time namespace".into())
+}
+
+fn set_names(l: &Launch, plan: &NsPlan) -> Result<()> {
+    let spec = &l.bundle.spec;
+    let has_uts = plan.has(LinuxNamespaceType::Uts);
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if !has_uts {
+            return Err(Error::Other("hostname needs a uts namespace".into()));
+        }
+        nix::unistd::sethostname(h).sys(|| format!("sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        if !has_uts {
+            return Err(Error::Other("domainname needs a uts namespace".into()));
+        }
+        // SAFETY: setdomainname reads exactly len bytes from a valid buffer.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::sys(
+                format!("setdomainname {d:?}"),
+                nix::Error::last(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A fresh session keyring keeps the container away from the host's keys.
+fn join_session_keyring(name: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let c = std::ffi::CString::new(format!("_ses.{name}"))
+        .map_err(|_| Error::Other("container id contains a NUL byte".into()))?;
+    // SAFETY: keyctl JOIN_SESSION_KEYRING reads one valid C string.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    if r < 0 && nix::Error::last() != nix::Error::ENOSYS {
+        return Err(Error::sys("joining a session keyring", nix::Error::last()));
+    }
+    Ok(())
+}
+
+fn set_oom_score_adj(p: &Process) -> Result<()> {
+    if let Some(adj) = p.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::io("/proc/self/oom_score_adj", e))?;
+    }
+    Ok(())
+}
+
+fn setup_terminal(l: &Launch, p: &Process) -> Result<()> {
+    let Some(sock) = &l.console else {
+        return Ok(());
+    };
+    let (master, slave) = terminal::open_pty()?;
+    if let Some(size) = p.console_size() {
+        let ws = libc::winsize {
+            ws_row: size.height() as u16,
+            ws_col: size.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ on our pty master with a valid winsize.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    terminal::send_master(sock.as_raw_fd(), &master, &slave)?;
+    terminal::become_console(&slave)
+}
+
+fn chdir_cwd(p: &Process) -> Result<()> {
+    let cwd = p.cwd();
+    if nix::unistd::chdir(cwd).is_err() {
+        std::fs::create_dir_all(cwd).map_err(|e| Error::io(cwd, e))?;
+        nix::unistd::chdir(cwd).sys(|| format!("chdir {}", cwd.display()))?;
+    }
+    Ok(())
+}
+
+/// Every fd but stdio and the preserved ones closes on exec, whatever brig
+/// inherited from its caller.
+fn seal_fds(preserve: i32) -> Result<()> {
+    let first = 3 + preserve.max(0) as u32;
+    // SAFETY: close_range with CLOEXEC only marks fds; it closes nothing now.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } != 0
+    {
+        return Err(Error::sys("close_range", nix::Error::last()));
+    }
+    for fd in 3..first as i32 {
+        // SAFETY: clearing FD_CLOEXEC on an fd number the caller asked us to pass on.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    Ok(())
+}
+
+fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result<Infallible> {
+    let spec = &l.bundle.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Other("process is required".into()))?;
+    nix::unistd::setsid().sys(|| "setsid".into())?;
+    reset_signals();
+    enter_namespaces(plan, ch)?;
+    enter_time_namespace(l, plan)?;
+    if let Some(name) = &l.session_keyring {
+        join_session_keyring(name)?;
+    }
+    set_oom_score_adj(process)?;
+    let fifo = match &l.wait {
+        Wait::Fifo(path) => Some(InitEnd::open(path)?),
+        Wait::Channel => None,
+    };
+    let in_userns = plan.has(LinuxNamespaceType::User);
+    rootfs::Rootfs {
+        spec,
+        rootfs: &l.bundle.rootfs,
+        bundle: &l.bundle.dir,
+        in_userns,
+    }
+    .prepare()?;
+    set_names(l, plan)?;
+    rootfs::pivot(&l.bundle.rootfs, l.no_pivot)?;
+    setup_terminal(l, process)?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        rootfs::make_root_readonly()?;
+    }
+    chdir_cwd(process)?;
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let program = exec::find_program(&args[0], &env)?;
+    let env = exec::with_home(&env, process.user().uid());
+    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(capabilities::Plan::new)
+        .transpose()?;
+    if let Some(c) = &caps {
+        c.drop_bounding()?;
+    }
+
+    ch.send(&Msg::Ready)?;
+    *past_ready = true;
+    match fifo {
+        Some(f) => f.wait()?,
+        None => match ch.recv()? {
+            Some(Msg::Start) => {}
+            other => return Err(Error::Init(format!("waiting for start, got {other:?}"))),
+        },
+    }
+
+    // Keep the permitted set across the uid switch; capset trims it after.
+    nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
+    user::switch(process.user())?;
+    nix::sys::prctl::set_keepcaps(false).sys(|| "PR_SET_KEEPCAPS".into())?;
+    if let Some(c) = &caps {
+        c.apply()?;
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
+    }
+    user::set_umask(process.user());
+    seal_fds(l.preserve_fds)?;
+    Err(exec::exec(&program, &args, &env))
+}

@@ -1,0 +1,171 @@
+//! The parent's side of container creation: clone init with its
+//! namespaces, answer its requests, and wait until it is ready.
+
+use super::clone::{fork_with, Forked};
+use super::init;
+use super::sync::{self, Channel, Msg};
+use crate::error::{Error, Result};
+use crate::linux::namespaces::{self, Join};
+use crate::spec::Bundle;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+/// How init learns that it may exec the user's program.
+pub enum Wait {
+    /// `create`: a later `start` opens this fifo.
+    Fifo(PathBuf),
+    /// `run`: the parent sends `Start` over the sync channel.
+    Channel,
+}
+
+pub struct Launch<'a> {
+    pub bundle: &'a Bundle,
+    pub wait: Wait,
+    /// A connected console socket, when process.terminal is set.
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    /// Join a new session keyring with this name (runc's default).
+    pub session_keyring: Option<String>,
+}
+
+/// The namespaces of the spec, split into those to create and those to join.
+pub(super) struct NsPlan {
+    pub new: CloneFlags,
+    pub joins: Vec<Join>,
+}
+
+impl NsPlan {
+    fn from_spec(b: &Bundle) -> Result<NsPlan> {
+        let mut new = CloneFlags::empty();
+        let mut joins = Vec::new();
+        let list = b
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref());
+        for ns in list.into_iter().flatten() {
+            match ns.path() {
+                Some(p) => joins.push(Join::open(ns.typ(), p)?),
+                None => new |= namespaces::clone_flag(ns.typ()),
+            }
+        }
+        // The user namespace is joined first: it owns the ones created after.
+        joins.sort_by_key(|j| j.kind != LinuxNamespaceType::User);
+        Ok(NsPlan { new, joins })
+    }
+
+    pub fn has(&self, kind: LinuxNamespaceType) -> bool {
+        self.new.contains(namespaces::clone_flag(kind)) || self.joins.iter().any(|j| j.kind == kind)
+    }
+
+    /// Namespaces created at clone time. The time namespace is not: its
+    /// offsets can only be written before a process lives in it.
+    pub fn clone_flags(&self) -> CloneFlags {
+        self.new - namespaces::clone_flag(LinuxNamespaceType::Time)
+    }
+
+    /// Joining by path means init must setns, then unshare what is new, and
+    /// (for a pid namespace) fork once more to land inside it.
+    pub fn needs_setns(&self) -> bool {
+        !self.joins.is_empty()
+    }
+}
+
+pub struct Spawned {
+    pub pid: i32,
+    pub channel: Channel,
+}
+
+pub fn spawn(l: &Launch) -> Result<Spawned> {
+    let plan = NsPlan::from_spec(l.bundle)?;
+    if !plan.has(LinuxNamespaceType::Mount) {
+        return Err(Error::Config {
+            path: l.bundle.dir.join("config.json"),
+            msg: "brig needs a mount namespace (linux.namespaces has no \"mount\")".into(),
+        });
+    }
+    let (parent, child) = sync::pair()?;
+    let flags = if plan.needs_setns() {
+        CloneFlags::empty()
+    } else {
+        plan.clone_flags()
+    };
+    match fork_with(flags.bits() as u64)? {
+        Forked::Child => {
+            drop(parent);
+            init::main(l, &plan, child)
+        }
+        Forked::Parent(pid) => {
+            drop(child);
+            drive(l, &plan, pid, parent)
+        }
+    }
+}
+
+/// Answers init's requests until it is ready or has failed.
+fn drive(l: &Launch, plan: &NsPlan, child: i32, ch: Channel) -> Result<Spawned> {
+    let needs_pid = init::needs_extra_fork(plan);
+    let linux = l.bundle.spec.linux().as_ref();
+    let uid_maps = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gid_maps = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
+    let mut init_pid = None;
+    let mut ready = false;
+    let fail = |init: Option<i32>, e: Error| -> Result<Spawned> {
+        for p in [Some(child), init].into_iter().flatten() {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
+        Err(e)
+    };
+    loop {
+        let msg = match ch.recv() {
+            Ok(m) => m,
+            Err(e) => return fail(init_pid, e),
+        };
+        match msg {
+            Some(Msg::MapsNeeded) => {
+                if let Err(e) = namespaces::write_id_maps(child, &uid_maps, &gid_maps) {
+                    return fail(init_pid, e);
+                }
+                if let Err(e) = ch.send(&Msg::MapsDone) {
+                    return fail(init_pid, e);
+                }
+            }
+            Some(Msg::Pid(p)) => {
+                // The intermediate process has done its job; reap it.
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(child), None);
+                init_pid = Some(p);
+            }
+            Some(Msg::Ready) => ready = true,
+            Some(Msg::Error(e)) => return fail(init_pid, Error::Init(e)),
+            Some(other) => {
+                return fail(
+                    init_pid,
+                    Error::Init(format!("unexpected message {other:?}")),
+                )
+            }
+            None => {
+                return fail(
+                    init_pid,
+                    Error::Init("init exited before it was ready".into()),
+                )
+            }
+        }
+        // With an extra fork, Ready may arrive before the intermediate's Pid.
+        if ready && (!needs_pid || init_pid.is_some()) {
+            return Ok(Spawned {
+                pid: init_pid.unwrap_or(child),
+                channel: ch,
+            });
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Loading and validating a bundle's config.json.
+
+mod default;
+
+pub use default::{default_spec_json, OCI_VERSION};
+
+use crate::error::{Error, IoContext, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A validated spec together with where it came from.
+pub struct Bundle {
+    /// Absolute, canonical bundle directory.
+    pub dir: PathBuf,
+    /// Absolute path of the rootfs.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = std::fs::canonicalize(dir).at(dir)?;
+        let path = dir.join("config.json");
+        let raw = std::fs::read(&path).at(&path)?;
+        let spec: Spec = serde_json::from_slice(&raw).map_err(|e| Error::Config {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        let root = spec.root().as_ref().ok_or_else(|| Error::Config {
+            path: path.clone(),
+            msg: "root.path is required".into(),
+        })?;
+        let rootfs = dir.join(root.path());
+        let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| Error::Config {
+            path: path.clone(),
+            msg: format!("root.path {}: {e}", rootfs.display()),
+        })?;
+        if !rootfs.is_dir() {
+            return Err(Error::Config {
+                path,
+                msg: format!("root.path {} is not a directory", rootfs.display()),
+            });
+        }
+        validate(&spec).map_err(|msg| Error::Config { path, msg })?;
+        Ok(Bundle { dir, rootfs, spec })
+    }
+}
+
+/// Checks the parts of the spec that serde cannot, so that create fails
+/// before anything is set up rather than halfway through.
+fn validate(spec: &Spec) -> std::result::Result<(), String> {
+    let process = spec.process().as_ref().ok_or("process is required")?;
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => return Err("process.args must name a program".into()),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        ));
+    }
+    for env in process.env().iter().flatten() {
+        if !env.contains('=') {
+            return Err(format!("process.env entry {env:?} is not KEY=VALUE"));
+        }
+    }
+    for rl in process.rlimits().iter().flatten() {
+        if rl.soft() > rl.hard() {
+            return Err(format!(
+                "rlimit {:?}: soft limit {} exceeds hard limit {}",
+                rl.typ(),
+                rl.soft(),
+                rl.hard()
+            ));
+        }
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(format!(
+                "mount destination {:?} must be an absolute path",
+                m.destination()
+            ));
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    let mut new_user = false;
+    for ns in linux.namespaces().iter().flatten() {
+        if !seen.insert(ns.typ()) {
+            return Err(format!("namespace {:?} listed twice", ns.typ()));
+        }
+        if ns.typ() == LinuxNamespaceType::User && ns.path().is_none() {
+            new_user = true;
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(format!("namespace path {p:?} must be absolute"));
+            }
+        }
+    }
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if new_user && !has_maps {
+        return Err("a new user namespace needs linux.uidMappings and linux.gidMappings".into());
+    }
+    if !seen.contains(&LinuxNamespaceType::User) && has_maps {
+        return Err("linux.uidMappings given without a user namespace".into());
+    }
+    if linux.time_offsets().is_some() && !seen.contains(&LinuxNamespaceType::Time) {
+        return Err("linux.timeOffsets given without a time namespace".into());
+    }
+    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err("linux.sysctl is not supported yet".into());
+    }
+    if linux.seccomp().is_some() {
+        return Err("linux.seccomp is not supported yet".into());
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        crate::linux::mounts::propagation_flag(p)
+            .ok_or_else(|| format!("unknown linux.rootfsPropagation {p:?}"))?;
+    }
+    if spec.hooks().is_some() {
+        return Err("hooks are not supported yet".into());
+    }
+    if process
+        .apparmor_profile()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err("process.apparmorProfile is not supported yet".into());
+    }
+    if process
+        .selinux_label()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err("process.selinuxLabel is not supported yet".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_from(json: &str) -> Spec {
+        serde_json::from_str(json).expect("test spec parses")
+    }
+
+    #[test]
+    fn default_spec_is_valid() {
+        let spec = spec_from(&default_spec_json(false));
+        assert_eq!(validate(&spec), Ok(()));
+    }
+
+    #[test]
+    fn rejects_empty_args_and_relative_cwd() {
+        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
+        v["process"]["args"] = serde_json::json!([]);
+        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        assert!(err.contains("process.args"), "{err}");
+        v["process"]["args"] = serde_json::json!(["sh"]);
+        v["process"]["cwd"] = serde_json::json!("rel");
+        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        assert!(err.contains("process.cwd"), "{err}");
+    }
+
+    #[test]
+    fn rejects_user_namespace_without_maps() {
+        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        assert!(err.contains("uidMappings"), "{err}");
+    }
+
+    #[test]
+    fn rejects_soft_rlimit_above_hard() {
+        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
+        v["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]);
+        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        assert!(err.contains("soft limit 10"), "{err}");
+    }
+
+    #[test]
+    fn rejects_duplicate_namespace() {
+        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "pid"}));
+        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+    }
+}
