@@ -7,6 +7,8 @@ pub struct MountInfo {
     pub mount_point: PathBuf,
     pub fs_type: String,
     pub super_options: String,
+    /// The mount is in a shared peer group ("shared:N" optional field).
+    pub shared: bool,
 }
 
 /// Undoes the octal escapes (\040 for space, ...) the kernel writes.
@@ -36,6 +38,7 @@ pub fn parse(text: &str) -> Vec<MountInfo> {
         .filter_map(|line| {
             let (pre, post) = line.split_once(" - ")?;
             let mount_point = unescape(pre.split(' ').nth(4)?);
+            let shared = pre.split(' ').skip(6).any(|f| f.starts_with("shared:"));
             let mut post = post.split(' ');
             let fs_type = post.next()?.to_string();
             let _source = post.next();
@@ -44,6 +47,7 @@ pub fn parse(text: &str) -> Vec<MountInfo> {
                 mount_point: PathBuf::from(mount_point),
                 fs_type,
                 super_options,
+                shared,
             })
         })
         .collect()
@@ -70,5 +74,6 @@ mod tests {
         assert_eq!(m[0].super_options, "rw,cpu");
         assert_eq!(m[1].mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
         assert_eq!(m[2].mount_point, PathBuf::from("/mnt/a b"));
+        assert!(m[2].shared && !m[0].shared);
     }
 }

@@ -77,21 +77,57 @@ pub fn handle_in_root(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
 }
 
 /// mkdir -p inside the root; returns an O_PATH handle on the final directory.
+/// A dangling symlink on the way is followed (inside the root) and its
+/// target created, as runc's MkdirAllInRoot does.
 pub fn mkdir_all_in_root(root: BorrowedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
-    let rel = relative(path);
+    let mut path = relative(path);
+    // Bounded like the kernel's own symlink limit.
+    for _ in 0..40 {
+        match mkdir_walk(root, &path, mode)? {
+            Walk::Done(fd) => return Ok(fd),
+            Walk::Redirect(next) => path = next,
+        }
+    }
+    Err(Error::Other(format!(
+        "creating {}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
+enum Walk {
+    Done(OwnedFd),
+    /// A component was a dangling symlink: start again from its target.
+    Redirect(PathBuf),
+}
+
+fn mkdir_walk(root: BorrowedFd, rel: &Path, mode: u32) -> Result<Walk> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY;
     let mut prefix = PathBuf::new();
-    let mut dir = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)
-        .map_err(|e| Error::sys("opening rootfs", e))?;
-    for comp in rel.components() {
+    let mut dir =
+        open_in_root(root, &prefix, flags).map_err(|e| Error::sys("opening rootfs", e))?;
+    let comps: Vec<_> = rel.components().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        let parent_prefix = prefix.clone();
         prefix.push(comp);
-        let flags = libc::O_PATH | libc::O_DIRECTORY;
         dir = match open_in_root(root, &prefix, flags) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 let name = cstr(Path::new(comp.as_os_str()))?;
                 match nix::sys::stat::mkdirat(&dir, name.as_c_str(), Mode::from_bits_truncate(mode))
                 {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        if let Ok(target) = nix::fcntl::readlinkat(&dir, name.as_c_str()) {
+                            let target = PathBuf::from(target);
+                            let mut next = if target.is_absolute() {
+                                relative(&target)
+                            } else {
+                                parent_prefix.join(target)
+                            };
+                            next.extend(&comps[i + 1..]);
+                            return Ok(Walk::Redirect(next));
+                        }
+                    }
                     Err(e) => return Err(Error::sys(format!("mkdir {}", prefix.display()), e)),
                 }
                 open_in_root(root, &prefix, flags)
@@ -100,7 +136,7 @@ pub fn mkdir_all_in_root(root: BorrowedFd, path: &Path, mode: u32) -> Result<Own
             Err(e) => return Err(Error::sys(format!("opening {}", prefix.display()), e)),
         };
     }
-    Ok(dir)
+    Ok(Walk::Done(dir))
 }
 
 /// Makes sure `path` exists inside the root as a regular file (creating an
@@ -183,6 +219,11 @@ mod tests {
         let made = mkdir_all_in_root(rootfd.as_fd(), Path::new("/abs/new/dir"), 0o755).unwrap();
         drop(made);
         assert!(root.join("etc/new/dir").is_dir());
+        // A dangling symlink to a host path is created inside the root.
+        std::os::unix::fs::symlink(tmp.join("host-side"), root.join("dangling")).unwrap();
+        mkdir_all_in_root(rootfd.as_fd(), Path::new("/dangling/x"), 0o755).unwrap();
+        assert!(!tmp.join("host-side").exists(), "created on the host");
+        assert!(root.join(relative(&tmp.join("host-side/x"))).is_dir());
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

@@ -34,9 +34,8 @@ impl Rootfs<'_> {
         // Nothing we mount may propagate back to the host's namespace.
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .sys(|| "setting rootfs propagation on /".into())?;
-        if prop.contains(MsFlags::MS_SHARED) {
-            self.make_parent_private()?;
-        }
+        // pivot_root refuses a new root whose parent mount is shared.
+        self.make_parent_slave()?;
         mount(
             Some(self.rootfs),
             self.rootfs,
@@ -71,22 +70,30 @@ impl Rootfs<'_> {
         self.readonly_paths(&root)
     }
 
-    fn make_parent_private(&self) -> Result<()> {
+    /// Slave rather than private, so the rootfs bind made from it still
+    /// receives the host's mounts (the `master:` the default rslave promises).
+    fn make_parent_slave(&self) -> Result<()> {
         let infos = mountinfo::read_self();
-        let parent = infos
+        // The last mount listed on the longest matching path is the top one.
+        let Some(parent) = infos
             .iter()
             .filter(|i| self.rootfs.starts_with(&i.mount_point))
             .max_by_key(|i| i.mount_point.as_os_str().len())
-            .map(|i| i.mount_point.clone())
-            .unwrap_or_else(|| "/".into());
+        else {
+            return Ok(());
+        };
+        if !parent.shared {
+            return Ok(());
+        }
+        let parent = parent.mount_point.clone();
         mount(
             None::<&str>,
             &parent,
             None::<&str>,
-            MsFlags::MS_PRIVATE,
+            MsFlags::MS_SLAVE,
             None::<&str>,
         )
-        .sys(|| format!("making {} private", parent.display()))
+        .sys(|| format!("making {} a slave mount", parent.display()))
     }
 
     fn make_devices(&self, root: &OwnedFd, has_proc: bool) -> Result<()> {
@@ -208,6 +215,22 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).sys(|| "detaching old root".into())?;
     }
     nix::unistd::chdir("/").sys(|| "chdir /".into())
+}
+
+/// rootfsPropagation, applied to the container's own `/` once it is the
+/// root (the host side was set before the mounts, see `prepare`).
+pub fn apply_root_propagation(spec: &Spec) -> Result<()> {
+    let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    else {
+        return Ok(());
+    };
+    let flag = mounts::propagation_flag(p)
+        .ok_or_else(|| Error::Other(format!("unknown rootfsPropagation {p:?}")))?;
+    mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
+        .sys(|| format!("setting rootfsPropagation {p} on /"))
 }
 
 /// root.readonly: remount `/` read-only once everything is in place.

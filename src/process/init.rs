@@ -231,6 +231,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result
     .prepare()?;
     set_names(l, plan)?;
     rootfs::pivot(&l.bundle.rootfs, l.no_pivot)?;
+    rootfs::apply_root_propagation(spec)?;
     setup_terminal(l, process)?;
     if spec
         .root()

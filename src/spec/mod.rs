@@ -91,7 +91,8 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
     let mut new_user = false;
     for ns in linux.namespaces().iter().flatten() {
         if !seen.insert(ns.typ()) {
-            return Err(format!("namespace {:?} listed twice", ns.typ()));
+            let name = serde_json::to_value(ns.typ()).unwrap_or_default();
+            return Err(format!("namespace {name} listed twice"));
         }
         if ns.typ() == LinuxNamespaceType::User && ns.path().is_none() {
             new_user = true;
