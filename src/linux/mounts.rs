@@ -117,6 +117,8 @@ pub struct Mounter<'a> {
     pub bundle: &'a Path,
     /// In a new user namespace: nodes cannot be made, flags of bind mounts are locked.
     pub in_userns: bool,
+    /// In a cgroup namespace: cgroupfs can be mounted afresh, rooted at our cgroup.
+    pub cgroupns: bool,
 }
 
 impl Mounter<'_> {
@@ -217,25 +219,19 @@ impl Mounter<'_> {
     fn cgroup(&self, m: &Mount, opts: &Options) -> Result<()> {
         let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
         let host = mountinfo::read_self();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let flags = opts.flags - MsFlags::MS_REMOUNT;
-        let is_v2_only = host
+        let v2_only = host
             .iter()
-            .any(|i| i.mount_point == Path::new("/sys/fs/cgroup") && i.fs_type == "cgroup2");
-        if is_v2_only {
-            mount(
-                Some("cgroup2"),
-                fd_path(&target).as_str(),
-                Some("cgroup2"),
-                flags,
-                None::<&str>,
-            )
-            .map_err(|e| Self::err(m, e))?;
-            return Ok(());
+            .find(|i| i.mount_point == Path::new("/sys/fs/cgroup") && i.fs_type == "cgroup2");
+        if let Some(h) = v2_only {
+            return self.hierarchy(m, self.dest(m), h, &own, flags);
         }
         let rw = flags - MsFlags::MS_RDONLY;
+        let tpath = fd_path(&target);
         mount(
             Some("tmpfs"),
-            fd_path(&target).as_str(),
+            tpath.as_str(),
             Some("tmpfs"),
             rw,
             Some("mode=755"),
@@ -244,45 +240,109 @@ impl Mounter<'_> {
         for h in host
             .iter()
             .filter(|i| i.mount_point.parent() == Some(Path::new("/sys/fs/cgroup")))
+            .filter(|i| i.fs_type == "cgroup" || i.fs_type == "cgroup2")
         {
             let Some(name) = h.mount_point.file_name() else {
                 continue;
             };
-            let (fstype, data) = match h.fs_type.as_str() {
-                "cgroup" => (
-                    "cgroup",
-                    h.super_options
-                        .split(',')
-                        .filter(|o| *o != "rw" && *o != "ro")
-                        .collect::<Vec<_>>()
-                        .join(","),
-                ),
-                "cgroup2" => ("cgroup2", String::new()),
-                _ => continue,
-            };
-            let dir = paths::mkdir_all_in_root(self.root, &self.dest(m).join(name), 0o755)?;
-            let data = (!data.is_empty()).then_some(data.as_str());
-            mount(
-                Some(fstype),
-                fd_path(&dir).as_str(),
-                Some(fstype),
-                flags,
-                data,
-            )
-            .map_err(|e| Self::err(m, e))?;
+            self.hierarchy(m, &self.dest(m).join(name), h, &own, flags)?;
         }
         if flags.contains(MsFlags::MS_RDONLY) {
             let placed = self.reopen_dest(m)?;
+            let flags = rw | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
             mount(
                 None::<&str>,
                 fd_path(&placed).as_str(),
                 None::<&str>,
-                rw | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                flags,
                 Some("mode=755"),
             )
             .map_err(|e| Self::err(m, e))?;
         }
         Ok(())
+    }
+
+    /// One hierarchy: a fresh mount inside a cgroup namespace (whose root is
+    /// our cgroup); otherwise a bind of our own cgroup directory, so the
+    /// container never sees the host's whole tree.
+    fn hierarchy(
+        &self,
+        m: &Mount,
+        dest: &Path,
+        h: &mountinfo::MountInfo,
+        own: &str,
+        flags: MsFlags,
+    ) -> Result<()> {
+        let dir = paths::mkdir_all_in_root(self.root, dest, 0o755)?;
+        let dpath = fd_path(&dir);
+        if self.cgroupns {
+            let data = cgroup::v1_options(&h.super_options);
+            let data = (h.fs_type == "cgroup").then_some(data.as_str());
+            return mount(
+                Some(h.fs_type.as_str()),
+                dpath.as_str(),
+                Some(h.fs_type.as_str()),
+                flags,
+                data,
+            )
+            .map_err(|e| Self::err(m, e));
+        }
+        let rel = cgroup::own_path(own, h).unwrap_or_default();
+        let src = h.mount_point.join(rel.trim_start_matches('/'));
+        mount(
+            Some(&src),
+            dpath.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| Self::err(m, e))?;
+        let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
+        if !extra.is_empty() {
+            let placed = paths::handle_in_root(self.root, dest).map_err(|e| Self::err(m, e))?;
+            remount_bind(&placed, extra, self.in_userns).map_err(|e| Self::err(m, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reading cgroup hierarchies as the host mounted them.
+mod cgroup {
+    use super::mountinfo::MountInfo;
+
+    /// The mount options of a v1 hierarchy that name its controllers.
+    pub fn v1_options(super_options: &str) -> String {
+        controllers(super_options).join(",")
+    }
+
+    fn controllers(super_options: &str) -> Vec<&str> {
+        super_options
+            .split(',')
+            .filter(|o| {
+                !matches!(
+                    *o,
+                    "rw" | "ro" | "noprefix" | "clone_children" | "xattr" | "cpuset_v2_mode"
+                ) && (!o.contains('=') || o.starts_with("name="))
+            })
+            .collect()
+    }
+
+    /// Our cgroup in hierarchy `h`, from /proc/self/cgroup.
+    pub fn own_path(own: &str, h: &MountInfo) -> Option<String> {
+        let mut want = controllers(&h.super_options);
+        want.sort_unstable();
+        own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let mut have: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
+            have.sort_unstable();
+            let matches = if h.fs_type == "cgroup2" {
+                ctrls.is_empty()
+            } else {
+                have == want
+            };
+            matches.then(|| path.to_string())
+        })
     }
 }
 

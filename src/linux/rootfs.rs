@@ -16,6 +16,7 @@ pub struct Rootfs<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub in_userns: bool,
+    pub cgroupns: bool,
 }
 
 impl Rootfs<'_> {
@@ -52,6 +53,7 @@ impl Rootfs<'_> {
             rootfs: self.rootfs,
             bundle: self.bundle,
             in_userns: self.in_userns,
+            cgroupns: self.cgroupns,
         };
         let spec_mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
         for m in spec_mounts {

@@ -227,6 +227,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result
         rootfs: &l.bundle.rootfs,
         bundle: &l.bundle.dir,
         in_userns,
+        cgroupns: plan.has(LinuxNamespaceType::Cgroup),
     }
     .prepare()?;
     set_names(l, plan)?;
