@@ -1,14 +1,20 @@
 //! `delete`: remove a stopped container (or, with --force, any).
 
-use super::kill::{container_pids, signal_pid};
+use super::kill::container_pids;
 use super::store::Store;
 use super::Status;
 use crate::error::{Error, Result};
-use crate::linux::procfs;
-use std::time::{Duration, Instant};
+use crate::linux::pidfd::Pidfd;
+use std::time::Duration;
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
-    let c = store.load(id)?;
+    let c = match store.load(id) {
+        Ok(c) => c,
+        // Like runc: a forced delete of what is already gone succeeds, so
+        // containerd can retry a delete without tripping over itself.
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
     let status = c.status();
     match status {
         Status::Stopped => {}
@@ -34,21 +40,21 @@ fn kill_and_wait(pid: i32, start: u64) -> Result<()> {
     if pid <= 0 {
         return Ok(());
     }
+    // Opened first: once init is dead its pid may be reused.
+    let Ok(init) = Pidfd::open(pid, start) else {
+        return Ok(());
+    };
     for p in container_pids(pid) {
         if p != pid {
             // SAFETY: kill(2) on a pid in the container's own pid namespace.
             unsafe { libc::kill(p, libc::SIGKILL) };
         }
     }
-    let _ = signal_pid(pid, start, libc::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while procfs::is_same_live_process(pid, start) {
-        if Instant::now() > deadline {
-            return Err(Error::Other(format!(
-                "init {pid} did not die after SIGKILL"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    init.signal(libc::SIGKILL)?;
+    if !init.wait_exit(Duration::from_secs(10)) {
+        return Err(Error::Other(format!(
+            "init {pid} did not die after SIGKILL"
+        )));
     }
     Ok(())
 }

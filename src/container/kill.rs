@@ -3,9 +3,9 @@
 use super::store::Store;
 use super::Status;
 use crate::error::{Error, Result};
+use crate::linux::pidfd::Pidfd;
 use crate::linux::procfs;
 use nix::sys::signal::Signal;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::str::FromStr;
 
 /// Accepts "KILL", "SIGKILL", "kill" and "9", as runc does.
@@ -38,33 +38,9 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .map_err(|_| Error::Other(format!("unknown signal {s:?}")))
 }
 
-/// Signals through a pidfd, so the signal can only reach the process we
-/// checked, never a successor that recycled its pid.
+/// Signals init through a pidfd, never a process that recycled its pid.
 pub fn signal_pid(pid: i32, start: u64, sig: i32) -> Result<()> {
-    // SAFETY: pidfd_open with a pid and no flags; the result is checked.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(Error::sys(format!("pidfd_open {pid}"), nix::Error::last()));
-    }
-    // SAFETY: the kernel just gave us this fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    if !procfs::is_same_live_process(pid, start) {
-        return Err(Error::Other(format!("process {pid} is gone")));
-    }
-    // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig,
-            std::ptr::null::<u8>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(Error::sys(format!("signalling {pid}"), nix::Error::last()));
-    }
-    Ok(())
+    Pidfd::open(pid, start)?.signal(sig)
 }
 
 /// Every process of a container that has its own pid namespace; only init

@@ -3,6 +3,7 @@
 use super::store::Store;
 use super::Status;
 use crate::error::{Error, Result};
+use crate::linux::pidfd::Pidfd;
 use crate::process::fifo;
 
 pub fn start(store: &Store, id: &str) -> Result<()> {
@@ -15,6 +16,6 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
             why: "only a created container can be started",
         });
     }
-    let state = c.state.clone();
-    fifo::release(&c.fifo_path(), || state.init_alive())
+    let init = Pidfd::open(c.state.pid, c.state.pid_start)?;
+    fifo::release(&c.fifo_path(), &init)
 }

@@ -6,6 +6,7 @@ pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;
 pub mod paths;
+pub mod pidfd;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;

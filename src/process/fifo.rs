@@ -2,9 +2,10 @@
 //! read end. Its existence is what makes a live container `created`.
 
 use crate::error::{Error, Result, SysContext};
+use crate::linux::pidfd::Pidfd;
 use nix::sys::stat::Mode;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,9 +56,10 @@ impl InitEnd {
     }
 }
 
-/// `start`'s side: opens the read end without blocking, then waits for
-/// init's byte while checking that init is still alive.
-pub fn release(path: &Path, init_alive: impl Fn() -> bool) -> Result<()> {
+/// `start`'s side: opens the read end without blocking (which releases
+/// init's blocking open), then waits for init's byte, or for init to die.
+pub fn release(path: &Path, init: &Pidfd) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
@@ -72,23 +74,24 @@ pub fn release(path: &Path, init_alive: impl Fn() -> bool) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(Error::io(path, e)),
         }
-        if !init_alive() {
+        let mut fds = [
+            PollFd::new(f.as_fd(), PollFlags::POLLIN),
+            PollFd::new(init.as_fd(), PollFlags::POLLIN),
+        ];
+        let _ = poll(&mut fds, PollTimeout::from(100u16));
+        let fifo_ready = fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if !fifo_ready && fds[1].revents().is_some_and(|r| !r.is_empty()) {
             return Err(Error::Other("container init exited before start".into()));
         }
-        let mut pfd = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&f),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let _ = nix::poll::poll(
-            &mut pfd,
-            nix::poll::PollTimeout::from(Duration::from_millis(50).as_millis() as u16),
-        );
-        // A fifo with no writer yet polls as hung up; do not spin on it.
-        if pfd[0]
-            .revents()
-            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP))
+        if !fifo_ready
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLHUP))
         {
-            std::thread::sleep(Duration::from_millis(5));
+            // A fifo whose writer came and went polls hung up; do not spin.
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     std::fs::remove_file(path).map_err(|e| Error::io(path, e))
