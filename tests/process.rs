@@ -1,0 +1,171 @@
+//! The container's process: args, env, cwd, user, umask, noNewPrivileges,
+//! exit codes, --no-pivot and a terminal through --console-socket.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+#[test]
+fn args_are_passed_verbatim() {
+    let out = run_in_container(
+        "args",
+        |_| {},
+        &["sh", "-c", "printf '[%s]' \"$@\"", "arg0", "a b", "", "c"],
+    );
+    assert_eq!(out.ok(), "[a b][][c]");
+}
+
+#[test]
+fn env_is_set() {
+    let out = sh_in_container(
+        "env",
+        |cfg| {
+            let env = cfg["process"]["env"].as_array_mut().expect("env array");
+            env.push(json!("BRIG_FOO=bar baz"));
+            env.push(json!("BRIG_EMPTY="));
+        },
+        "env",
+    );
+    let vars: Vec<&str> = out.lines().collect();
+    for want in [
+        "BRIG_FOO=bar baz",
+        "BRIG_EMPTY=",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ] {
+        assert!(vars.contains(&want), "{want} missing from\n{out}");
+    }
+}
+
+#[test]
+fn cwd_is_set() {
+    let out = sh_in_container("cwd", |cfg| cfg["process"]["cwd"] = json!("/etc"), "pwd");
+    assert_eq!(out, "/etc\n");
+}
+
+#[test]
+fn user_and_additional_gids_are_set() {
+    let out = sh_in_container(
+        "user",
+        |cfg| {
+            cfg["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 20]})
+        },
+        "id -u; id -g; id -G",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["1000", "1001"], "{out}");
+    let mut groups: Vec<&str> = lines.get(2).unwrap_or(&"").split_whitespace().collect();
+    groups.sort_unstable();
+    assert_eq!(groups, ["10", "1001", "20"], "{out}");
+}
+
+#[test]
+fn umask_is_set() {
+    let out = sh_in_container(
+        "umask",
+        |cfg| cfg["process"]["user"]["umask"] = json!(0o027),
+        "umask",
+    );
+    assert_eq!(out, "0027\n");
+}
+
+#[test]
+fn no_new_privileges_follows_the_config() {
+    for (nnp, want) in [(true, "1"), (false, "0")] {
+        let out = sh_in_container(
+            "nnp",
+            |cfg| cfg["process"]["noNewPrivileges"] = json!(nnp),
+            "grep NoNewPrivs /proc/self/status",
+        );
+        assert_eq!(
+            out.split_whitespace().collect::<Vec<_>>(),
+            ["NoNewPrivs:", want],
+            "noNewPrivileges {nnp}"
+        );
+    }
+}
+
+#[test]
+fn exit_codes_are_passed_on() {
+    for code in [0, 1, 42, 255] {
+        let out = run_in_container("exit_codes", |_| {}, &["sh", "-c", &format!("exit {code}")]);
+        assert_eq!(out.code, Some(code), "{out}");
+    }
+}
+
+#[test]
+fn no_pivot_runs_in_the_rootfs() {
+    let c = Container::new("no_pivot");
+    c.edit(|cfg| set_sh(cfg, "cat /etc/motd; echo $$"));
+    assert_eq!(c.run(&["--no-pivot"]).ok(), "brig test rootfs\n1\n");
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS.
+fn recv_fd(stream: &UnixStream) -> OwnedFd {
+    let mut data = [0u8; 4096]; // the runtime may send the pty's name along
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 8]; // u64 for cmsghdr alignment
+                                 // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points at live buffers of the stated sizes.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    assert!(
+        n >= 0,
+        "recvmsg on the console socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: msg was filled in by recvmsg; CMSG_* walk its control buffer.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        assert!(
+            !cmsg.is_null()
+                && (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS,
+            "no file descriptor came over the console socket"
+        );
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn terminal_through_console_socket() {
+    let c = Container::new("console");
+    let script = "tty; test -t 0 && test -t 1 && echo stdio-is-a-tty; stat -c %F /dev/console";
+    c.edit(|cfg| {
+        cfg["process"]["terminal"] = json!(true);
+        set_sh(cfg, script);
+    });
+    let socket = c.dir.join("console.sock");
+    let listener = UnixListener::bind(&socket).expect("bind console socket");
+    c.try_create(&["--console-socket", p(&socket)]).ok();
+    // create has returned, so the runtime has connected and sent by now.
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let stream = match listener.accept() {
+        Ok((stream, _)) => stream,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            panic!("create never connected to the console socket")
+        }
+        Err(e) => panic!("accept on the console socket: {e}"),
+    };
+    stream.set_nonblocking(false).expect("blocking stream");
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("console socket timeout");
+    let master = recv_fd(&stream);
+    c.start();
+    let out = read_to_end(master).replace('\r', "");
+    assert_eq!(out, "/dev/pts/0\nstdio-is-a-tty\ncharacter special file\n");
+    c.wait_status("stopped");
+}
