@@ -6,30 +6,18 @@ use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 use std::str::FromStr;
 
-/// The spec's names mapped to the kernel's; names this kernel does not know
-/// are skipped (as runc does), names nobody knows were rejected at load time.
-fn convert(set: &Option<Capabilities>, supported: &CapsHashSet) -> Result<CapsHashSet> {
-    let mut out = CapsHashSet::new();
-    for c in set.iter().flatten() {
-        let name = serde_json::to_value(c)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        match Capability::from_str(&name) {
-            Ok(cap) if supported.contains(&cap) => {
-                out.insert(cap);
-            }
-            Ok(_) => {}
-            Err(_) => log::unknown(&name),
-        }
-    }
-    Ok(out)
-}
-
-mod log {
-    pub fn unknown(name: &str) {
-        eprintln!("brig: warning: capability {name} is not known to this build, skipped");
-    }
+/// The spec's names mapped to the kernel's. Names nobody knows were
+/// rejected when config.json was parsed; names this kernel (or the caps
+/// crate) does not know are skipped, as runc does.
+fn convert(set: &Option<Capabilities>, supported: &CapsHashSet) -> CapsHashSet {
+    set.iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = serde_json::to_value(c).ok()?;
+            Capability::from_str(name.as_str()?).ok()
+        })
+        .filter(|cap| supported.contains(cap))
+        .collect()
 }
 
 pub struct Plan {
@@ -41,15 +29,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(c: &LinuxCapabilities) -> Result<Plan> {
+    pub fn new(c: &LinuxCapabilities) -> Plan {
         let supported = caps::runtime::thread_all_supported();
-        Ok(Plan {
-            bounding: convert(c.bounding(), &supported)?,
-            effective: convert(c.effective(), &supported)?,
-            permitted: convert(c.permitted(), &supported)?,
-            inheritable: convert(c.inheritable(), &supported)?,
-            ambient: convert(c.ambient(), &supported)?,
-        })
+        Plan {
+            bounding: convert(c.bounding(), &supported),
+            effective: convert(c.effective(), &supported),
+            permitted: convert(c.permitted(), &supported),
+            inheritable: convert(c.inheritable(), &supported),
+            ambient: convert(c.ambient(), &supported),
+        }
     }
 
     /// Step one, while still root: shrink the bounding set (needs CAP_SETPCAP).

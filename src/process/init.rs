@@ -248,11 +248,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result
     let program = exec::find_program(&args[0], &env)?;
     let env = exec::with_home(&env, process.user().uid());
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .map(capabilities::Plan::new)
-        .transpose()?;
+    let caps = process.capabilities().as_ref().map(capabilities::Plan::new);
     if let Some(c) = &caps {
         c.drop_bounding()?;
     }
