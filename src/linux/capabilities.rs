@@ -20,6 +20,21 @@ fn convert(set: &Option<Capabilities>, supported: &CapsHashSet) -> CapsHashSet {
         .collect()
 }
 
+/// The capabilities this kernel has, from one read of cap_last_cap rather
+/// than one prctl probe per capability.
+fn supported() -> CapsHashSet {
+    let last: Option<u8> = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    match last {
+        Some(last) => caps::all()
+            .into_iter()
+            .filter(|c| c.index() <= last)
+            .collect(),
+        None => caps::runtime::thread_all_supported(),
+    }
+}
+
 pub struct Plan {
     bounding: CapsHashSet,
     effective: CapsHashSet,
@@ -30,7 +45,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(c: &LinuxCapabilities) -> Plan {
-        let supported = caps::runtime::thread_all_supported();
+        let supported = supported();
         Plan {
             bounding: convert(c.bounding(), &supported),
             effective: convert(c.effective(), &supported),
@@ -40,11 +55,11 @@ impl Plan {
         }
     }
 
-    /// Step one, while still root: shrink the bounding set (needs CAP_SETPCAP).
+    /// Step one, while still root: shrink the bounding set (needs
+    /// CAP_SETPCAP). Dropping a cap that is already gone is harmless, so the
+    /// set is not read first.
     pub fn drop_bounding(&self) -> Result<()> {
-        let current = caps::read(None, CapSet::Bounding)
-            .map_err(|e| Error::Other(format!("reading bounding set: {e}")))?;
-        for cap in current.difference(&self.bounding) {
+        for cap in supported().difference(&self.bounding) {
             caps::drop(None, CapSet::Bounding, *cap)
                 .map_err(|e| Error::Other(format!("dropping {cap} from bounding set: {e}")))?;
         }

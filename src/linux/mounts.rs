@@ -119,6 +119,8 @@ pub struct Mounter<'a> {
     pub in_userns: bool,
     /// In a cgroup namespace: cgroupfs can be mounted afresh, rooted at our cgroup.
     pub cgroupns: bool,
+    /// The host's mount table as init saw it before mounting anything.
+    pub host_mounts: &'a [mountinfo::MountInfo],
 }
 
 impl Mounter<'_> {
@@ -218,7 +220,7 @@ impl Mounter<'_> {
     /// v1 hierarchies (plus `unified` on a hybrid host).
     fn cgroup(&self, m: &Mount, opts: &Options) -> Result<()> {
         let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
-        let host = mountinfo::read_self();
+        let host = self.host_mounts;
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let flags = opts.flags - MsFlags::MS_REMOUNT;
         let v2_only = host

@@ -102,6 +102,10 @@ enum Walk {
 
 fn mkdir_walk(root: BorrowedFd, rel: &Path, mode: u32) -> Result<Walk> {
     let flags = libc::O_PATH | libc::O_DIRECTORY;
+    // Most destinations exist already: one lookup instead of one per component.
+    if let Ok(fd) = open_in_root(root, rel, flags) {
+        return Ok(Walk::Done(fd));
+    }
     let mut prefix = PathBuf::new();
     let mut dir =
         open_in_root(root, &prefix, flags).map_err(|e| Error::sys("opening rootfs", e))?;

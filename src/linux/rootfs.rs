@@ -36,7 +36,9 @@ impl Rootfs<'_> {
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .sys(|| "setting rootfs propagation on /".into())?;
         // pivot_root refuses a new root whose parent mount is shared.
-        self.make_parent_slave()?;
+        // mountinfo is long on a busy host: read it once for every use.
+        let host_mounts = mountinfo::read_self();
+        self.make_parent_slave(&host_mounts)?;
         mount(
             Some(self.rootfs),
             self.rootfs,
@@ -54,6 +56,7 @@ impl Rootfs<'_> {
             bundle: self.bundle,
             in_userns: self.in_userns,
             cgroupns: self.cgroupns,
+            host_mounts: &host_mounts,
         };
         let spec_mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
         for m in spec_mounts {
@@ -74,8 +77,7 @@ impl Rootfs<'_> {
 
     /// Slave rather than private, so the rootfs bind made from it still
     /// receives the host's mounts (the `master:` the default rslave promises).
-    fn make_parent_slave(&self) -> Result<()> {
-        let infos = mountinfo::read_self();
+    fn make_parent_slave(&self, infos: &[mountinfo::MountInfo]) -> Result<()> {
         // The last mount listed on the longest matching path is the top one.
         let Some(parent) = infos
             .iter()

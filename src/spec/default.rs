@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-pub const OCI_VERSION: &str = "1.2.0";
+/// The runtime-spec version brig writes and reports. 1.0.2 is what runc
+/// writes too, and the newest that every runtime (crun 1.8 included) accepts.
+pub const OCI_VERSION: &str = "1.0.2";
 
 pub fn default_spec_json(terminal: bool) -> String {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
