@@ -169,3 +169,86 @@ fn terminal_through_console_socket() {
     assert_eq!(out, "/dev/pts/0\nstdio-is-a-tty\ncharacter special file\n");
     c.wait_status("stopped");
 }
+
+/// Runs `script` with two extra open files inherited as fds 3 and 4 (not
+/// close-on-exec), passing `--preserve-fds N` when given.
+fn with_inherited_fds(name: &str, preserve: Option<&str>, script: &str) -> String {
+    use std::os::unix::process::CommandExt;
+    let c = Container::new(name);
+    let secret = c.host_dir("fds").join("secret");
+    std::fs::write(&secret, "passed through\n").expect("write secret");
+    c.edit(|cfg| set_sh(cfg, script));
+    let files = [
+        std::fs::File::open(&secret).expect("open secret"),
+        std::fs::File::open(&secret).expect("open secret"),
+    ];
+    let raw: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let mut args = vec!["run"];
+    if let Some(n) = preserve {
+        args.extend(["--preserve-fds", n]);
+    }
+    let bundle = c.bundle.to_string_lossy().into_owned();
+    args.extend(["--bundle", &bundle, &c.id]);
+    let mut cmd = c.command(&args);
+    // SAFETY: only async-signal-safe dup2 calls between fork and exec. The
+    // files go to high fds first, as they may already sit on 3 or 4, and
+    // dup2 leaves close-on-exec off on the copies.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (high, fd) in [(100, raw[0]), (101, raw[1])] {
+                if libc::dup2(fd, high) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (target, high) in [(3, 100), (4, 101)] {
+                if libc::dup2(high, target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    exec(&mut cmd).ok().to_string()
+}
+
+#[test]
+fn preserve_fds_passes_exactly_the_given_fds() {
+    let out = with_inherited_fds(
+        "preserve_fds",
+        Some("1"),
+        "cat <&3; test -e /proc/self/fd/4 && echo fd4 leaked; echo end",
+    );
+    assert_eq!(out, "passed through\nend\n");
+}
+
+#[test]
+fn inherited_fds_do_not_leak_without_preserve_fds() {
+    let out = with_inherited_fds(
+        "no_preserve_fds",
+        None,
+        "for fd in 3 4; do test -e /proc/self/fd/$fd && echo fd$fd leaked; done; echo end",
+    );
+    assert_eq!(out, "end\n");
+}
+
+/// `run` with terminal:true and no --console-socket owns the pty itself:
+/// it proxies it to its own stdio (here a pty made by script(1)).
+#[test]
+fn run_in_the_foreground_proxies_a_terminal() {
+    let c = Container::new("fg_tty");
+    c.edit(|cfg| {
+        cfg["process"]["terminal"] = json!(true);
+        set_sh(cfg, "tty; test -t 0 && echo stdin-is-a-tty; exit 7");
+    });
+    let line = format!(
+        "{} --root {} run --bundle {} {}; echo \"exit=$?\"",
+        runtime(),
+        p(&c.root),
+        p(&c.bundle),
+        c.id
+    );
+    let out = exec(std::process::Command::new("script").args(["-qec", &line, "/dev/null"]));
+    let text = out.ok().replace('\r', "");
+    assert!(text.contains("/dev/pts/0\nstdin-is-a-tty\n"), "{text}");
+    assert!(text.contains("exit=7"), "{text}");
+}

@@ -333,7 +333,7 @@ impl Container {
         fs::write(self.bundle.join("config.json"), text).expect("write config.json");
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(runtime());
         cmd.arg("--root")
             .arg(&self.root)
