@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod error;
+pub mod hooks;
 pub mod linux;
 pub mod logging;
 pub mod process;

@@ -57,6 +57,12 @@ pub fn error(msg: &str) {
     eprintln!("brig: {msg}");
 }
 
+/// Something went wrong that the operation survives (poststart/poststop hooks).
+pub fn warn(msg: &str) {
+    write("warning", msg);
+    eprintln!("brig: warning: {msg}");
+}
+
 pub fn debug(msg: &str) {
     if CONFIG.get().is_some_and(|c| c.debug) {
         write("debug", msg);

@@ -1,8 +1,9 @@
 //! `create`: claim the id, clone init, wait until it is ready, record it.
 
-use super::record::State;
+use super::record::{State, Status};
 use super::store::{Locked, Store};
 use crate::error::{Error, IoContext, Result};
+use crate::hooks::{self, Point};
 use crate::linux::procfs;
 use crate::process::{self, fifo, Launch, Spawned, Wait};
 use crate::spec::Bundle;
@@ -79,6 +80,7 @@ pub fn create(
         created: now_rfc3339(),
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         owner: String::new(),
+        hooks: bundle.spec.hooks().clone(),
     };
     let mut container = store.claim(state)?;
     match finish(&mut container, &bundle, o, mode, console) {
@@ -105,6 +107,24 @@ fn finish(
         }
         Mode::Run => Wait::Channel,
     };
+    let hooks = bundle.spec.hooks().as_ref();
+    let needs_hooks = [
+        Point::Prestart,
+        Point::CreateRuntime,
+        Point::CreateContainer,
+        Point::StartContainer,
+    ]
+    .into_iter()
+    .any(|p| hooks::any(hooks, p));
+    let state = c.state.clone();
+    let on_hooks = move |pid: i32| -> Result<String> {
+        let mut s = state.clone();
+        s.pid = pid;
+        let json = s.to_oci_json(Status::Creating);
+        hooks::run(hooks, Point::Prestart, &json)?;
+        hooks::run(hooks, Point::CreateRuntime, &json)?;
+        Ok(json.to_string())
+    };
     let launch = Launch {
         bundle,
         wait,
@@ -112,6 +132,7 @@ fn finish(
         no_pivot: o.no_pivot,
         preserve_fds: o.preserve_fds,
         session_keyring: (!o.no_new_keyring).then(|| c.state.id.clone()),
+        on_hooks: needs_hooks.then_some(&on_hooks as &dyn Fn(i32) -> Result<String>),
     };
     let init = process::spawn(&launch)?;
     c.state.pid = init.pid;

@@ -4,6 +4,7 @@ use super::kill::container_pids;
 use super::store::Store;
 use super::Status;
 use crate::error::{Error, Result};
+use crate::hooks::{self, Point};
 use crate::linux::pidfd::Pidfd;
 use std::time::Duration;
 
@@ -31,7 +32,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             })
         }
     }
-    c.destroy()
+    let hooks = c.state.hooks.clone();
+    let state = c.state.to_oci_json(Status::Stopped);
+    c.destroy()?;
+    hooks::run_logged(hooks.as_ref(), Point::Poststop, &state);
+    Ok(())
 }
 
 /// SIGKILLs every process of the container and waits until init is gone,

@@ -47,6 +47,10 @@ pub struct State {
     #[serde(default)]
     pub annotations: HashMap<String, String>,
     pub owner: String,
+    /// The spec's hooks, kept from create: start and delete must run the
+    /// hooks the container was created with, whatever config.json says now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 impl State {
@@ -109,6 +113,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             annotations: HashMap::new(),
             owner: String::new(),
+            hooks: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use super::create::{self, Mode};
 use super::store::Store;
 use crate::error::{Error, Result, SysContext};
+use crate::hooks::{self, Point};
 use crate::process::sync::Msg;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -44,6 +45,7 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
     let created = create::create(store, id, &o.create, Mode::Run, theirs)?;
     let init = created.init;
     let pid = init.pid;
+    let record = created.container.state.clone();
     // Release the lock: others may `state`/`kill` the running container.
     drop(created.container);
     let master = match &ours {
@@ -56,6 +58,11 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
         let _ = cleanup(store, id);
         return Err(Error::Init(e));
     }
+    hooks::run_logged(
+        record.hooks.as_ref(),
+        Point::Poststart,
+        &record.to_oci_json(super::Status::Running),
+    );
     if o.detach {
         return Ok(0);
     }

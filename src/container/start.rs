@@ -3,6 +3,7 @@
 use super::store::Store;
 use super::Status;
 use crate::error::{Error, Result};
+use crate::hooks::{self, Point};
 use crate::linux::pidfd::Pidfd;
 use crate::process::fifo;
 
@@ -17,5 +18,8 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         });
     }
     let init = Pidfd::open(c.state.pid, c.state.pid_start)?;
-    fifo::release(&c.fifo_path(), &init)
+    fifo::release(&c.fifo_path(), &init)?;
+    let state = c.state.to_oci_json(Status::Running);
+    hooks::run_logged(c.state.hooks.as_ref(), Point::Poststart, &state);
+    Ok(())
 }

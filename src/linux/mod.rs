@@ -2,6 +2,7 @@
 
 pub mod capabilities;
 pub mod devices;
+pub mod lsm;
 pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;
@@ -10,5 +11,7 @@ pub mod pidfd;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sched;
+pub mod sysctl;
 pub mod terminal;
 pub mod user;

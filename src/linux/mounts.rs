@@ -121,6 +121,13 @@ pub struct Mounter<'a> {
     pub cgroupns: bool,
     /// The host's mount table as init saw it before mounting anything.
     pub host_mounts: &'a [mountinfo::MountInfo],
+    /// linux.mountLabel: the SELinux context of the filesystems init mounts.
+    pub mount_label: Option<&'a str>,
+}
+
+/// Filesystems that take an SELinux `context=` option (runc's list).
+fn takes_context(typ: &str) -> bool {
+    !matches!(typ, "proc" | "sysfs" | "cgroup" | "cgroup2" | "bind")
 }
 
 impl Mounter<'_> {
@@ -193,7 +200,13 @@ impl Mounter<'_> {
     fn filesystem(&self, m: &Mount, typ: &str, opts: &Options) -> Result<()> {
         let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-        let data = opts.data.join(",");
+        let mut data = opts.data.join(",");
+        if let Some(label) = self.mount_label.filter(|_| takes_context(typ)) {
+            if !data.is_empty() {
+                data.push(',');
+            }
+            data.push_str(&format!("context=\"{label}\""));
+        }
         let seed = if opts.copy_up && typ == "tmpfs" {
             Some(snapshot_dir(&target)?)
         } else {

@@ -5,6 +5,7 @@ use super::devices;
 use super::mountinfo;
 use super::mounts::{self, Mounter};
 use super::paths::{self, fd_path};
+use super::sysctl;
 use crate::error::{Error, Result, SysContext};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
@@ -57,6 +58,7 @@ impl Rootfs<'_> {
             in_userns: self.in_userns,
             cgroupns: self.cgroupns,
             host_mounts: &host_mounts,
+            mount_label: linux.and_then(|l| l.mount_label().as_deref()),
         };
         let spec_mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
         for m in spec_mounts {
@@ -70,6 +72,10 @@ impl Rootfs<'_> {
             .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("bind"));
         if !dev_from_host {
             self.make_devices(&root, has_proc)?;
+        }
+        // Before read-only paths turn /proc/sys read-only.
+        if let Some(sysctl) = self.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+            sysctl::apply(root.as_fd(), sysctl)?;
         }
         self.mask_paths(&root)?;
         self.readonly_paths(&root)

@@ -41,8 +41,10 @@ impl InitEnd {
         Ok(InitEnd { fifo, fd_dir })
     }
 
-    /// Blocks until `start` opens the read end, then tells it we are going.
-    pub fn wait(self) -> Result<()> {
+    /// Blocks until `start` opens the read end, runs `before_go` (the
+    /// startContainer hooks), and tells `start` how that went: "0" to go,
+    /// or "1" and the error, which `start` reports as its own.
+    pub fn wait(self, before_go: impl FnOnce() -> Result<()>) -> Result<()> {
         let name = self.fifo.as_raw_fd().to_string();
         let fd = nix::fcntl::openat(
             &self.fd_dir,
@@ -51,8 +53,13 @@ impl InitEnd {
             Mode::empty(),
         )
         .sys(|| "opening exec fifo".into())?;
-        nix::unistd::write(&fd, b"0").sys(|| "writing exec fifo".into())?;
-        Ok(())
+        let result = before_go();
+        let msg = match &result {
+            Ok(()) => b"0".to_vec(),
+            Err(e) => format!("1{e}").into_bytes(),
+        };
+        nix::unistd::write(&fd, &msg).sys(|| "writing exec fifo".into())?;
+        result
     }
 }
 
@@ -69,7 +76,12 @@ pub fn release(path: &Path, init: &Pidfd) -> Result<()> {
     let mut buf = [0u8; 1];
     loop {
         match f.read(&mut buf) {
-            Ok(1) => break,
+            Ok(1) if buf[0] == b'0' => break,
+            Ok(1) => {
+                // init failed after start: its message follows, then EOF.
+                let _ = std::fs::remove_file(path);
+                return Err(Error::Init(read_rest(&mut f)));
+            }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(Error::io(path, e)),
@@ -95,4 +107,14 @@ pub fn release(path: &Path, init: &Pidfd) -> Result<()> {
         }
     }
     std::fs::remove_file(path).map_err(|e| Error::io(path, e))
+}
+
+fn read_rest(f: &mut std::fs::File) -> String {
+    let _ = nix::fcntl::fcntl(
+        &*f,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    );
+    let mut rest = String::new();
+    let _ = f.read_to_string(&mut rest);
+    rest
 }

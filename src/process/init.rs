@@ -6,7 +6,8 @@ use super::fifo::InitEnd;
 use super::spawn::{Launch, NsPlan, Wait};
 use super::sync::{Channel, Msg};
 use crate::error::{Error, Result, SysContext};
-use crate::linux::{capabilities, rlimits, rootfs, terminal, user};
+use crate::hooks::{self, Point};
+use crate::linux::{capabilities, lsm, rlimits, rootfs, sched, terminal, user};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
@@ -18,19 +19,29 @@ pub(super) fn needs_extra_fork(plan: &NsPlan) -> bool {
     plan.needs_setns() && plan.has(LinuxNamespaceType::Pid)
 }
 
+/// How far init got, for reporting its error in the one right place.
+#[derive(Default)]
+struct Progress {
+    past_ready: bool,
+    /// The error already went to `start` through the exec fifo.
+    told_start: std::cell::Cell<bool>,
+}
+
 pub(super) fn main(l: &Launch, plan: &NsPlan, ch: Channel) -> ! {
-    let mut past_ready = false;
-    let err = match run(l, plan, &ch, &mut past_ready) {
+    let mut progress = Progress::default();
+    let err = match run(l, plan, &ch, &mut progress) {
         Err(e) => e,
         Ok(never) => match never {},
     };
     // Before Ready the parent reports the error; after it, `create` is gone
-    // and the container's own stderr is the only witness.
-    if ch.send(&Msg::Error(err.to_string())).is_err() {
+    // and `start` (through the fifo) or the container's own stderr is the
+    // only witness.
+    if !progress.told_start.get() && ch.send(&Msg::Error(err.to_string())).is_err() {
         eprintln!("brig: container init: {err}");
     }
+    let code = if progress.past_ready { 127 } else { 1 };
     // SAFETY: _exit skips destructors and atexit handlers, which belong to the parent's copy.
-    unsafe { libc::_exit(if past_ready { 127 } else { 1 }) }
+    unsafe { libc::_exit(code) }
 }
 
 fn reset_signals() {
@@ -105,6 +116,33 @@ fn enter_time_namespace(l: &Launch, plan: &NsPlan) -> Result<()> {
     let ns = std::fs::File::open("/proc/self/ns/time_for_children")
         .map_err(|e| Error::io("/proc/self/ns/time_for_children", e))?;
     nix::sched::setns(ns, time).sys(|| "entering time namespace".into())
+}
+
+/// Stops before pivot_root so `create` can run prestart and createRuntime
+/// hooks, then runs createContainer hooks here, in the container's
+/// namespaces. Returns the state JSON the hooks were given.
+fn runtime_hooks(l: &Launch, ch: &Channel) -> Result<Option<serde_json::Value>> {
+    if l.on_hooks.is_none() {
+        return Ok(None);
+    }
+    ch.send(&Msg::Hooks)?;
+    let state = match ch.recv()? {
+        Some(Msg::HooksDone(s)) => serde_json::from_str::<serde_json::Value>(&s)
+            .map_err(|e| Error::Init(format!("hook state: {e}")))?,
+        other => return Err(Error::Init(format!("waiting for hooks, got {other:?}"))),
+    };
+    hooks::run(
+        l.bundle.spec.hooks().as_ref(),
+        Point::CreateContainer,
+        &state,
+    )?;
+    Ok(Some(state))
+}
+
+fn with_status(state: &serde_json::Value, status: &str) -> serde_json::Value {
+    let mut s = state.clone();
+    s["status"] = serde_json::json!(status);
+    s
 }
 
 fn set_names(l: &Launch, plan: &NsPlan) -> Result<()> {
@@ -203,7 +241,7 @@ fn seal_fds(preserve: i32) -> Result<()> {
     Ok(())
 }
 
-fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result<Infallible> {
+fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Result<Infallible> {
     let spec = &l.bundle.spec;
     let process = spec
         .process()
@@ -217,6 +255,18 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result
         join_session_keyring(name)?;
     }
     set_oom_score_adj(process)?;
+    let apparmor = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty());
+    let selinux = process.selinux_label().as_deref().filter(|l| !l.is_empty());
+    // The host's procfs, held from before pivot_root: the container's own
+    // /proc may be missing or planted.
+    let lsm_attr = if apparmor.is_some() || selinux.is_some() {
+        Some(std::fs::File::open("/proc/self/attr").map_err(|e| Error::io("/proc/self/attr", e))?)
+    } else {
+        None
+    };
     let fifo = match &l.wait {
         Wait::Fifo(path) => Some(InitEnd::open(path)?),
         Wait::Channel => None,
@@ -230,6 +280,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
     }
     .prepare()?;
+    let hook_state = runtime_hooks(l, ch)?;
     set_names(l, plan)?;
     rootfs::pivot(&l.bundle.rootfs, l.no_pivot)?;
     rootfs::apply_root_propagation(spec)?;
@@ -248,21 +299,46 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, past_ready: &mut bool) -> Result
     let program = exec::find_program(&args[0], &env)?;
     let env = exec::with_home(&env, process.user().uid());
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    // These survive exec; set now, while init is still privileged.
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        sched::set_personality(p)?;
+    }
+    if let Some(io) = process.io_priority() {
+        sched::set_io_priority(io)?;
+    }
+    if let Some(s) = process.scheduler() {
+        sched::set_scheduler(s)?;
+    }
     let caps = process.capabilities().as_ref().map(capabilities::Plan::new);
     if let Some(c) = &caps {
         c.drop_bounding()?;
     }
 
     ch.send(&Msg::Ready)?;
-    *past_ready = true;
+    progress.past_ready = true;
+    let start_hooks = || {
+        let state = hook_state.as_ref().map(|s| with_status(s, "created"));
+        hooks::run(
+            spec.hooks().as_ref(),
+            Point::StartContainer,
+            &state.unwrap_or_default(),
+        )
+    };
     match fifo {
-        Some(f) => f.wait()?,
+        Some(f) => f.wait(|| {
+            let r = start_hooks();
+            progress.told_start.set(r.is_err());
+            r
+        })?,
         None => match ch.recv()? {
-            Some(Msg::Start) => {}
+            Some(Msg::Start) => start_hooks()?,
             other => return Err(Error::Init(format!("waiting for start, got {other:?}"))),
         },
     }
 
+    if let Some(attr) = &lsm_attr {
+        lsm::arm_exec(attr, apparmor, selinux)?;
+    }
     // Keep the permitted set across the uid switch; capset trims it after.
     nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
     user::switch(process.user())?;

@@ -31,6 +31,10 @@ pub struct Launch<'a> {
     pub preserve_fds: i32,
     /// Join a new session keyring with this name (runc's default).
     pub session_keyring: Option<String>,
+    /// Called (with init's host pid) when init's rootfs is built and it waits
+    /// before pivot_root: runs the runtime-side hooks and returns the state
+    /// JSON that the container-side hooks will read. None: no hooks at all.
+    pub on_hooks: Option<&'a dyn Fn(i32) -> Result<String>>,
 }
 
 /// The namespaces of the spec, split into those to create and those to join.
@@ -146,6 +150,19 @@ fn drive(l: &Launch, plan: &NsPlan, child: i32, ch: Channel) -> Result<Spawned> 
                 init_pid = Some(p);
             }
             Some(Msg::Ready) => ready = true,
+            Some(Msg::Hooks) => {
+                let pid = init_pid.unwrap_or(child);
+                let answer = match l.on_hooks {
+                    Some(f) => f(pid),
+                    None => Err(Error::Init(
+                        "init asked for hooks that are not there".into(),
+                    )),
+                };
+                match answer.and_then(|state| ch.send(&Msg::HooksDone(state))) {
+                    Ok(()) => {}
+                    Err(e) => return fail(init_pid, e),
+                }
+            }
             Some(Msg::Error(e)) => return fail(init_pid, Error::Init(e)),
             Some(other) => {
                 return fail(

@@ -2,8 +2,10 @@
 //! tagged messages, one per step of the protocol.
 //!
 //! init -> parent: `MapsNeeded` (write my id maps), `Pid` (the real init, after
-//! an extra fork), `Ready` (set up, waiting for start), `Error`.
-//! parent -> init: `MapsDone`, `Start` (run's shortcut past the exec fifo).
+//! an extra fork), `Hooks` (rootfs built: run the runtime's hooks), `Ready`
+//! (set up, waiting for start), `Error`.
+//! parent -> init: `MapsDone`, `HooksDone` (with the state JSON the
+//! container's own hooks read), `Start` (run's shortcut past the exec fifo).
 
 use crate::error::{Error, Result, SysContext};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
@@ -17,6 +19,8 @@ pub enum Msg {
     Ready,
     Start,
     Error(String),
+    Hooks,
+    HooksDone(String),
 }
 
 const MAX: usize = 64 * 1024;
@@ -30,6 +34,8 @@ impl Msg {
             Msg::Ready => (4, vec![]),
             Msg::Start => (5, vec![]),
             Msg::Error(s) => (6, s.as_bytes()[..s.len().min(MAX - 1)].to_vec()),
+            Msg::Hooks => (7, vec![]),
+            Msg::HooksDone(s) => (8, s.as_bytes()[..s.len().min(MAX - 1)].to_vec()),
         };
         let mut v = Vec::with_capacity(body.len() + 1);
         v.push(tag);
@@ -46,6 +52,8 @@ impl Msg {
             4 => Msg::Ready,
             5 => Msg::Start,
             6 => Msg::Error(String::from_utf8_lossy(body).into_owned()),
+            7 => Msg::Hooks,
+            8 => Msg::HooksDone(String::from_utf8_lossy(body).into_owned()),
             _ => return None,
         })
     }
@@ -113,6 +121,8 @@ mod tests {
             Msg::Ready,
             Msg::Start,
             Msg::Error("boom: /x".into()),
+            Msg::Hooks,
+            Msg::HooksDone("{\"id\":\"x\"}".into()),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));

@@ -84,6 +84,23 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
             ));
         }
     }
+    if let Some(h) = spec.hooks() {
+        crate::hooks::validate(h)?;
+    }
+    if let Some(io) = process.io_priority() {
+        if !(0..=7).contains(&io.priority()) {
+            return Err(format!(
+                "process.ioPriority.priority {} is outside 0..7",
+                io.priority()
+            ));
+        }
+    }
+    let mount_label = spec.linux().as_ref().and_then(|l| l.mount_label().clone());
+    crate::linux::lsm::check(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        mount_label.as_deref(),
+    )?;
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
@@ -114,8 +131,18 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
     if linux.time_offsets().is_some() && !seen.contains(&LinuxNamespaceType::Time) {
         return Err("linux.timeOffsets given without a time namespace".into());
     }
-    if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err("linux.sysctl is not supported yet".into());
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        let ns = crate::linux::sysctl::namespace_of(key)?;
+        let kind = match ns {
+            "ipc" => LinuxNamespaceType::Ipc,
+            "network" => LinuxNamespaceType::Network,
+            _ => LinuxNamespaceType::Uts,
+        };
+        if !seen.contains(&kind) {
+            return Err(format!(
+                "linux.sysctl: {key} needs the container's own {ns} namespace"
+            ));
+        }
     }
     if linux.seccomp().is_some() {
         return Err("linux.seccomp is not supported yet".into());
@@ -124,22 +151,13 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
         crate::linux::mounts::propagation_flag(p)
             .ok_or_else(|| format!("unknown linux.rootfsPropagation {p:?}"))?;
     }
-    if spec.hooks().is_some() {
-        return Err("hooks are not supported yet".into());
-    }
-    if process
-        .apparmor_profile()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err("process.apparmorProfile is not supported yet".into());
-    }
-    if process
-        .selinux_label()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err("process.selinuxLabel is not supported yet".into());
+    if let Some(p) = linux.personality() {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(format!(
+                "linux.personality.flags {:?} are not supported yet",
+                p.flags()
+            ));
+        }
     }
     Ok(())
 }
