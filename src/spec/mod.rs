@@ -69,8 +69,8 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
     for rl in process.rlimits().iter().flatten() {
         if rl.soft() > rl.hard() {
             return Err(format!(
-                "rlimit {:?}: soft limit {} exceeds hard limit {}",
-                rl.typ(),
+                "process.rlimits {}: soft limit {} exceeds hard limit {}",
+                serde_json::to_value(rl.typ()).unwrap_or_default(),
                 rl.soft(),
                 rl.hard()
             ));
