@@ -28,6 +28,15 @@ pub enum Point {
 }
 
 impl Point {
+    pub const ALL: [Point; 6] = [
+        Point::Prestart,
+        Point::CreateRuntime,
+        Point::CreateContainer,
+        Point::StartContainer,
+        Point::Poststart,
+        Point::Poststop,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Point::Prestart => "prestart",
@@ -61,15 +70,7 @@ pub fn any(hooks: Option<&Hooks>, point: Point) -> bool {
 /// Checks what the spec requires of every hook, so a bad one fails create
 /// before anything runs.
 pub fn validate(hooks: &Hooks) -> std::result::Result<(), String> {
-    use Point::*;
-    for point in [
-        Prestart,
-        CreateRuntime,
-        CreateContainer,
-        StartContainer,
-        Poststart,
-        Poststop,
-    ] {
+    for point in Point::ALL {
         for h in point.of(hooks) {
             if !h.path().is_absolute() {
                 return Err(format!(

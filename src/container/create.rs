@@ -108,14 +108,8 @@ fn finish(
         Mode::Run => Wait::Channel,
     };
     let hooks = bundle.spec.hooks().as_ref();
-    let needs_hooks = [
-        Point::Prestart,
-        Point::CreateRuntime,
-        Point::CreateContainer,
-        Point::StartContainer,
-    ]
-    .into_iter()
-    .any(|p| hooks::any(hooks, p));
+    // Init stops for hooks only if one runs before the program does.
+    let needs_hooks = Point::ALL[..4].iter().any(|p| hooks::any(hooks, *p));
     let state = c.state.clone();
     let on_hooks = move |pid: i32| -> Result<String> {
         let mut s = state.clone();

@@ -165,57 +165,72 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
-    fn spec_from(json: &str) -> Spec {
-        serde_json::from_str(json).expect("test spec parses")
+    /// The validation error for the default spec after `edit`.
+    fn error_after(edit: impl FnOnce(&mut Value)) -> String {
+        let mut v: Value = serde_json::from_str(&default_spec_json(false)).unwrap();
+        edit(&mut v);
+        let spec: Spec = serde_json::from_value(v).expect("test spec parses");
+        validate(&spec).unwrap_err()
+    }
+
+    fn add_namespace(v: &mut Value, ns: Value) {
+        v["linux"]["namespaces"].as_array_mut().unwrap().push(ns);
     }
 
     #[test]
     fn default_spec_is_valid() {
-        let spec = spec_from(&default_spec_json(false));
+        let spec: Spec = serde_json::from_str(&default_spec_json(false)).unwrap();
         assert_eq!(validate(&spec), Ok(()));
     }
 
     #[test]
     fn rejects_empty_args_and_relative_cwd() {
-        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
-        v["process"]["args"] = serde_json::json!([]);
-        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        let err = error_after(|v| v["process"]["args"] = json!([]));
         assert!(err.contains("process.args"), "{err}");
-        v["process"]["args"] = serde_json::json!(["sh"]);
-        v["process"]["cwd"] = serde_json::json!("rel");
-        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        let err = error_after(|v| v["process"]["cwd"] = json!("rel"));
         assert!(err.contains("process.cwd"), "{err}");
     }
 
     #[test]
     fn rejects_user_namespace_without_maps() {
-        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
-        v["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"type": "user"}));
-        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        let err = error_after(|v| add_namespace(v, json!({"type": "user"})));
         assert!(err.contains("uidMappings"), "{err}");
     }
 
     #[test]
     fn rejects_soft_rlimit_above_hard() {
-        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
-        v["process"]["rlimits"] =
-            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]);
-        let err = validate(&spec_from(&v.to_string())).unwrap_err();
-        assert!(err.contains("soft limit 10"), "{err}");
+        let err = error_after(|v| {
+            v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}])
+        });
+        assert!(
+            err.contains("RLIMIT_NOFILE") && err.contains("soft limit 10"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rejects_duplicate_namespace() {
-        let mut v: serde_json::Value = serde_json::from_str(&default_spec_json(false)).unwrap();
-        v["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"type": "pid"}));
-        let err = validate(&spec_from(&v.to_string())).unwrap_err();
+        let err = error_after(|v| add_namespace(v, json!({"type": "pid"})));
         assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn sysctl_needs_its_namespace() {
+        let err = error_after(|v| {
+            v["linux"]["namespaces"] = json!([{"type": "mount"}]);
+            v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        });
+        assert!(
+            err.contains("net.ipv4.ip_forward") && err.contains("network"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn relative_hook_path_is_rejected() {
+        let err = error_after(|v| v["hooks"] = json!({"poststart": [{"path": "rel/hook"}]}));
+        assert!(err.contains("hooks.poststart"), "{err}");
     }
 }
