@@ -2,6 +2,7 @@
 
 use super::record::{State, Status};
 use super::store::{Locked, Store};
+use crate::cgroups;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, Point};
 use crate::linux::procfs;
@@ -68,6 +69,10 @@ pub fn create(
             ))
         }
     };
+    let linux = bundle.spec.linux().as_ref();
+    let cgroup_rel = cgroups::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    // Checked before anything exists, so bad rules leave nothing behind.
+    let device_rules = cgroups::devices::rules(&bundle.spec)?;
     let me = std::process::id() as i32;
     let state = State {
         id: id.to_string(),
@@ -81,12 +86,16 @@ pub fn create(
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         owner: String::new(),
         hooks: bundle.spec.hooks().clone(),
+        cgroup: Some(cgroup_rel),
     };
     let mut container = store.claim(state)?;
-    match finish(&mut container, &bundle, o, mode, console) {
+    match finish(&mut container, &bundle, o, mode, console, &device_rules) {
         Ok(init) => Ok(Created { container, init }),
         Err(e) => {
             // Nothing of a failed create may stay behind.
+            if let Some(rel) = &container.state.cgroup {
+                let _ = super::delete::remove_cgroup(rel);
+            }
             let _ = container.destroy();
             Err(e)
         }
@@ -99,7 +108,25 @@ fn finish(
     o: &Options,
     mode: Mode,
     console: Option<OwnedFd>,
+    device_rules: &[cgroups::devices::Rule],
 ) -> Result<Spawned> {
+    let cgroup = match &c.state.cgroup {
+        Some(rel) => {
+            let cg = cgroups::open(rel)?;
+            cg.create()?;
+            if let Some(r) = bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+            {
+                cg.set(r)?;
+            }
+            cg.set_devices(device_rules)?;
+            Some(cg)
+        }
+        None => None,
+    };
     let wait = match mode {
         Mode::Create => {
             fifo::make(&c.fifo_path())?;
@@ -127,6 +154,7 @@ fn finish(
         preserve_fds: o.preserve_fds,
         session_keyring: (!o.no_new_keyring).then(|| c.state.id.clone()),
         on_hooks: needs_hooks.then_some(&on_hooks as &dyn Fn(i32) -> Result<String>),
+        cgroup: cgroup.as_deref(),
     };
     let init = process::spawn(&launch)?;
     c.state.pid = init.pid;

@@ -32,6 +32,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    if let Some(rel) = &c.state.cgroup {
+        remove_cgroup(rel)?;
+    }
     let hooks = c.state.hooks.clone();
     let state = c.state.to_oci_json(Status::Stopped);
     c.destroy()?;
@@ -62,4 +65,33 @@ fn kill_and_wait(pid: i32, start: u64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Kills whatever is still in the container's cgroup and removes its
+/// directories in every hierarchy.
+pub(super) fn remove_cgroup(rel: &std::path::Path) -> Result<()> {
+    let cg = crate::cgroups::open(rel)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = cg.pids().unwrap_or_default();
+        if pids.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Other(format!(
+                "processes {pids:?} survived SIGKILL in cgroup {}",
+                rel.display()
+            )));
+        }
+        // A frozen cgroup would hold the SIGKILLs back.
+        if cg.is_frozen() {
+            cg.freeze(false)?;
+        }
+        for p in pids {
+            // SAFETY: kill(2) on a pid listed in the container's own cgroup.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cg.destroy()
 }

@@ -51,6 +51,10 @@ pub struct State {
     /// hooks the container was created with, whatever config.json says now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's cgroup, relative to each hierarchy's root. Recorded
+    /// before the directories exist, so a crashed create can be cleaned up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
 }
 
 impl State {
@@ -114,6 +118,7 @@ mod tests {
             annotations: HashMap::new(),
             owner: String::new(),
             hooks: None,
+            cgroup: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use nix::errno::Errno;
+use std::os::fd::RawFd;
 
 #[repr(C)]
 #[derive(Default)]
@@ -27,10 +28,14 @@ pub enum Forked {
 /// Forks with `flags` (CLONE_NEW*). With no stack given the child runs on a
 /// copy of ours, exactly like fork; brig is single-threaded, so no lock can
 /// be held by a thread that does not exist in the child.
-pub fn fork_with(flags: u64) -> Result<Forked> {
+/// With `cgroup` (an open cgroup2 directory) the child is born in that
+/// cgroup (CLONE_INTO_CGROUP), so no moment of it runs outside.
+pub fn fork_with(flags: u64, cgroup: Option<RawFd>) -> Result<Forked> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let args = CloneArgs {
-        flags,
+        flags: flags | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
         ..Default::default()
     };
     // SAFETY: clone3 with a valid, fully initialised clone_args and no stack:

@@ -53,6 +53,17 @@ fn reset_signals() {
 
 fn enter_namespaces(plan: &NsPlan, ch: &Channel) -> Result<()> {
     let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
+    // The parent sends this right after clone, before anything else.
+    if plan.late_cgroupns {
+        match ch.recv()? {
+            Some(Msg::Joined) => {}
+            other => {
+                return Err(Error::Init(format!(
+                    "waiting for the cgroup, got {other:?}"
+                )))
+            }
+        }
+    }
     if plan.needs_setns() {
         for j in &plan.joins {
             j.enter()?;
@@ -69,8 +80,12 @@ fn enter_namespaces(plan: &NsPlan, ch: &Channel) -> Result<()> {
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
+    if plan.late_cgroupns {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .sys(|| "unshare cgroup namespace".into())?;
+    }
     if needs_extra_fork(plan) {
-        match super::clone::fork_with(0)? {
+        match super::clone::fork_with(0, None)? {
             super::clone::Forked::Parent(pid) => {
                 let _ = ch.send(&Msg::Pid(pid));
                 // SAFETY: the intermediate process leaves without running the parent's destructors.

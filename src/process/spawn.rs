@@ -4,6 +4,7 @@
 use super::clone::{fork_with, Forked};
 use super::init;
 use super::sync::{self, Channel, Msg};
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::linux::namespaces::{self, Join};
 use crate::spec::Bundle;
@@ -11,6 +12,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
+use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
@@ -35,12 +37,18 @@ pub struct Launch<'a> {
     /// before pivot_root: runs the runtime-side hooks and returns the state
     /// JSON that the container-side hooks will read. None: no hooks at all.
     pub on_hooks: Option<&'a dyn Fn(i32) -> Result<String>>,
+    /// The container's cgroup, created and configured; init is placed in it
+    /// before it can run anything of the user's.
+    pub cgroup: Option<&'a dyn Cgroup>,
 }
 
 /// The namespaces of the spec, split into those to create and those to join.
 pub(super) struct NsPlan {
     pub new: CloneFlags,
     pub joins: Vec<Join>,
+    /// Init unshares its cgroup namespace only once the parent has moved
+    /// it into the container's cgroup (`Joined`).
+    pub late_cgroupns: bool,
 }
 
 impl NsPlan {
@@ -60,7 +68,11 @@ impl NsPlan {
         }
         // The user namespace is joined first: it owns the ones created after.
         joins.sort_by_key(|j| j.kind != LinuxNamespaceType::User);
-        Ok(NsPlan { new, joins })
+        Ok(NsPlan {
+            new,
+            joins,
+            late_cgroupns: false,
+        })
     }
 
     pub fn has(&self, kind: LinuxNamespaceType) -> bool {
@@ -68,9 +80,15 @@ impl NsPlan {
     }
 
     /// Namespaces created at clone time. The time namespace is not: its
-    /// offsets can only be written before a process lives in it.
+    /// offsets can only be written before a process lives in it. Nor is a
+    /// cgroup namespace when init must first be moved into its cgroup (the
+    /// namespace is rooted wherever init is when it is made).
     pub fn clone_flags(&self) -> CloneFlags {
-        self.new - namespaces::clone_flag(LinuxNamespaceType::Time)
+        let mut f = self.new - namespaces::clone_flag(LinuxNamespaceType::Time);
+        if self.late_cgroupns {
+            f -= CloneFlags::CLONE_NEWCGROUP;
+        }
+        f
     }
 
     /// Joining by path means init must setns, then unshare what is new, and
@@ -86,7 +104,15 @@ pub struct Spawned {
 }
 
 pub fn spawn(l: &Launch) -> Result<Spawned> {
-    let plan = NsPlan::from_spec(l.bundle)?;
+    let mut plan = NsPlan::from_spec(l.bundle)?;
+    // CLONE_INTO_CGROUP only works from the parent's own clone, with a
+    // cgroup2 directory; otherwise the parent moves init after the fact.
+    let into = l
+        .cgroup
+        .and_then(|c| c.clone_into())
+        .filter(|_| !plan.needs_setns());
+    plan.late_cgroupns =
+        l.cgroup.is_some() && into.is_none() && plan.new.contains(CloneFlags::CLONE_NEWCGROUP);
     if !plan.has(LinuxNamespaceType::Mount) {
         return Err(Error::Config {
             path: l.bundle.dir.join("config.json"),
@@ -99,13 +125,29 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     } else {
         plan.clone_flags()
     };
-    match fork_with(flags.bits() as u64)? {
+    let forked = fork_with(flags.bits() as u64, into.as_ref().map(|fd| fd.as_raw_fd()))?;
+    match forked {
         Forked::Child => {
             drop(parent);
             init::main(l, &plan, child)
         }
         Forked::Parent(pid) => {
             drop(child);
+            if into.is_none() {
+                if let Some(cg) = l.cgroup {
+                    let joined = cg.add(pid).and_then(|_| {
+                        if plan.late_cgroupns {
+                            parent.send(&Msg::Joined)?;
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = joined {
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                        return Err(e);
+                    }
+                }
+            }
             drive(l, &plan, pid, parent)
         }
     }

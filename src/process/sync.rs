@@ -21,6 +21,8 @@ pub enum Msg {
     Error(String),
     Hooks,
     HooksDone(String),
+    /// parent -> init: you are in the container's cgroup now.
+    Joined,
 }
 
 const MAX: usize = 64 * 1024;
@@ -36,6 +38,7 @@ impl Msg {
             Msg::Error(s) => (6, s.as_bytes()[..s.len().min(MAX - 1)].to_vec()),
             Msg::Hooks => (7, vec![]),
             Msg::HooksDone(s) => (8, s.as_bytes()[..s.len().min(MAX - 1)].to_vec()),
+            Msg::Joined => (9, vec![]),
         };
         let mut v = Vec::with_capacity(body.len() + 1);
         v.push(tag);
@@ -54,6 +57,7 @@ impl Msg {
             6 => Msg::Error(String::from_utf8_lossy(body).into_owned()),
             7 => Msg::Hooks,
             8 => Msg::HooksDone(String::from_utf8_lossy(body).into_owned()),
+            9 => Msg::Joined,
             _ => return None,
         })
     }
@@ -122,6 +126,7 @@ mod tests {
             Msg::Start,
             Msg::Error("boom: /x".into()),
             Msg::Hooks,
+            Msg::Joined,
             Msg::HooksDone("{\"id\":\"x\"}".into()),
         ] {
             a.send(&m).unwrap();

@@ -1,0 +1,57 @@
+//! cgroups: one trait, [`Cgroup`], with a v1 implementation (which, on a
+//! hybrid host, also joins the cgroup2 tree) and a v2 one. The layout is
+//! read from /proc/self/mountinfo, never assumed.
+//!
+//! The systemd driver (`--systemd-cgroup`, `slice:prefix:name` paths) would
+//! be a third implementation of the same trait, talking to systemd over
+//! D-Bus; it does not exist yet and asking for it is an error.
+
+pub mod devices;
+mod fs;
+mod layout;
+mod path;
+mod stats;
+mod v1;
+mod v2;
+
+pub use layout::{Layout, Mode};
+pub use path::resolve;
+
+use crate::error::Result;
+use oci_spec::runtime::LinuxResources;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// A container's cgroup, in whatever layout the host has.
+pub trait Cgroup {
+    /// Makes the directories (and, on v2, enables the controllers above).
+    fn create(&self) -> Result<()>;
+    /// Moves a process in.
+    fn add(&self, pid: i32) -> Result<()>;
+    /// Applies linux.resources but devices (also used by `update`).
+    fn set(&self, r: &LinuxResources) -> Result<()>;
+    /// Applies device rules, replacing earlier ones.
+    fn set_devices(&self, rules: &[devices::Rule]) -> Result<()>;
+    /// Freezes or thaws, returning once the kernel reports the new state.
+    fn freeze(&self, frozen: bool) -> Result<()>;
+    fn is_frozen(&self) -> bool;
+    /// Every process in the container's cgroup.
+    fn pids(&self) -> Result<Vec<i32>>;
+    /// runc's `events --stats` data object.
+    fn stats(&self) -> serde_json::Value;
+    /// How many times the OOM killer acted in this cgroup.
+    fn oom_kills(&self) -> u64;
+    /// Removes every directory; processes must be gone.
+    fn destroy(&self) -> Result<()>;
+    /// The cgroup2 directory, for CLONE_INTO_CGROUP (v2 only).
+    fn clone_into(&self) -> Option<OwnedFd>;
+}
+
+/// The container's cgroup at `rel` (a path relative to each hierarchy root).
+pub fn open(rel: &Path) -> Result<Box<dyn Cgroup>> {
+    let layout = Layout::detect()?;
+    Ok(match layout.mode {
+        Mode::V2 => Box::new(v2::V2::new(layout, rel)),
+        Mode::V1 | Mode::Hybrid => Box::new(v1::V1::new(layout, rel)),
+    })
+}

@@ -1,0 +1,391 @@
+//! cgroup v1: a directory per hierarchy. On a hybrid host the container
+//! also joins the cgroup2 tree, where its processes are tracked (as runc does).
+
+use super::devices;
+use super::fs::{self, limit, write};
+use super::layout::{Layout, Mode};
+use super::stats;
+use super::Cgroup;
+use crate::error::{Error, Result};
+use oci_spec::runtime::LinuxResources;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub struct V1 {
+    layout: Layout,
+    rel: PathBuf,
+}
+
+impl V1 {
+    pub fn new(layout: Layout, rel: &Path) -> V1 {
+        V1 {
+            layout,
+            rel: rel.to_path_buf(),
+        }
+    }
+
+    /// The container's directory in the hierarchy carrying `controller`.
+    fn dir(&self, controller: &str) -> Result<PathBuf> {
+        self.layout
+            .v1
+            .get(controller)
+            .map(|mp| mp.join(&self.rel))
+            .ok_or_else(|| {
+                Error::Other(format!("cgroup v1 controller {controller} is not mounted"))
+            })
+    }
+
+    /// Every directory of the container: one per hierarchy, plus cgroup2 on hybrid.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut d: Vec<PathBuf> = self
+            .layout
+            .hierarchies()
+            .into_keys()
+            .map(|mp| mp.join(&self.rel))
+            .collect();
+        if self.layout.mode == Mode::Hybrid {
+            if let Some(v2) = &self.layout.v2 {
+                d.push(v2.join(&self.rel));
+            }
+        }
+        d
+    }
+
+    /// A new cpuset cgroup starts with no cpus and no mems, and a process
+    /// cannot join it; fill every level from its parent, as runc does.
+    fn init_cpuset(&self) -> Result<()> {
+        let Some(root) = self.layout.v1.get("cpuset") else {
+            return Ok(());
+        };
+        let mut dir = root.clone();
+        for comp in self.rel.components() {
+            let parent = dir.clone();
+            dir.push(comp);
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if fs::read(&dir, file).is_some_and(|v| v.is_empty()) {
+                    let v = fs::read(&parent, file).unwrap_or_default();
+                    write(&dir, file, &v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_memory(&self, r: &LinuxResources) -> Result<()> {
+        let Some(m) = r.memory() else { return Ok(()) };
+        let dir = self.dir("memory")?;
+        if m.check_before_update().unwrap_or(false) {
+            if let Some(l) = m.limit().filter(|l| *l > 0) {
+                let usage = fs::read_u64(&dir, "memory.usage_in_bytes");
+                if (l as u64) < usage {
+                    return Err(Error::Other(format!(
+                        "linux.resources.memory.limit {l} is below the current usage {usage}"
+                    )));
+                }
+            }
+        }
+        if let Some(res) = m.reservation() {
+            write(&dir, "memory.soft_limit_in_bytes", &limit(res, "-1"))?;
+        }
+        // memory+swap may never be below memory: the order of the two writes
+        // depends on whether the limits grow or shrink.
+        let mem = m.limit().map(|l| limit(l, "-1"));
+        let swap = m.swap().map(|s| limit(s, "-1"));
+        match (mem, swap) {
+            (Some(mem), Some(swap)) => {
+                let first = write(&dir, "memory.limit_in_bytes", &mem)
+                    .and_then(|_| write(&dir, "memory.memsw.limit_in_bytes", &swap));
+                if first.is_err() {
+                    write(&dir, "memory.memsw.limit_in_bytes", &swap)?;
+                    write(&dir, "memory.limit_in_bytes", &mem)?;
+                }
+            }
+            (Some(mem), None) => write(&dir, "memory.limit_in_bytes", &mem)?,
+            (None, Some(swap)) => write(&dir, "memory.memsw.limit_in_bytes", &swap)?,
+            (None, None) => {}
+        }
+        if let Some(s) = m.swappiness() {
+            if s > 100 {
+                return Err(Error::Other(format!(
+                    "linux.resources.memory.swappiness {s} is above 100"
+                )));
+            }
+            write(&dir, "memory.swappiness", &s.to_string())?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            write(&dir, "memory.oom_control", "1")?;
+        }
+        Ok(())
+    }
+
+    fn set_cpu(&self, r: &LinuxResources) -> Result<()> {
+        let Some(c) = r.cpu() else { return Ok(()) };
+        if c.shares().is_some()
+            || c.quota().is_some()
+            || c.period().is_some()
+            || c.burst().is_some()
+            || c.realtime_period().is_some()
+            || c.realtime_runtime().is_some()
+            || c.idle().is_some()
+        {
+            let dir = self.dir("cpu")?;
+            if let Some(s) = c.shares() {
+                write(&dir, "cpu.shares", &s.to_string())?;
+            }
+            if let Some(p) = c.period() {
+                write(&dir, "cpu.cfs_period_us", &p.to_string())?;
+            }
+            if let Some(q) = c.quota() {
+                write(&dir, "cpu.cfs_quota_us", &limit(q, "-1"))?;
+            }
+            if let Some(b) = c.burst() {
+                write(&dir, "cpu.cfs_burst_us", &b.to_string())?;
+            }
+            if let Some(p) = c.realtime_period() {
+                write(&dir, "cpu.rt_period_us", &p.to_string())?;
+            }
+            if let Some(rt) = c.realtime_runtime() {
+                write(&dir, "cpu.rt_runtime_us", &rt.to_string())?;
+            }
+            if let Some(i) = c.idle() {
+                write(&dir, "cpu.idle", &i.to_string())?;
+            }
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            let dir = self.dir("cpuset")?;
+            if let Some(cpus) = c.cpus() {
+                write(&dir, "cpuset.cpus", cpus)?;
+            }
+            if let Some(mems) = c.mems() {
+                write(&dir, "cpuset.mems", mems)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_blkio(&self, r: &LinuxResources) -> Result<()> {
+        let Some(b) = r.block_io() else { return Ok(()) };
+        let dir = self.dir("blkio")?;
+        // Kernels with BFQ only have the bfq variants of the weight files.
+        let weight_file = |plain: &'static str, bfq: &'static str| {
+            if fs::exists(&dir, plain) {
+                plain
+            } else {
+                bfq
+            }
+        };
+        if let Some(w) = b.weight() {
+            write(
+                &dir,
+                weight_file("blkio.weight", "blkio.bfq.weight"),
+                &w.to_string(),
+            )?;
+        }
+        if let Some(w) = b.leaf_weight() {
+            write(&dir, "blkio.leaf_weight", &w.to_string())?;
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(w) = d.weight() {
+                let file = weight_file("blkio.weight_device", "blkio.bfq.weight_device");
+                write(&dir, file, &format!("{}:{} {w}", d.major(), d.minor()))?;
+            }
+            if let Some(w) = d.leaf_weight() {
+                write(
+                    &dir,
+                    "blkio.leaf_weight_device",
+                    &format!("{}:{} {w}", d.major(), d.minor()),
+                )?;
+            }
+        }
+        for (list, file) in [
+            (
+                b.throttle_read_bps_device(),
+                "blkio.throttle.read_bps_device",
+            ),
+            (
+                b.throttle_write_bps_device(),
+                "blkio.throttle.write_bps_device",
+            ),
+            (
+                b.throttle_read_iops_device(),
+                "blkio.throttle.read_iops_device",
+            ),
+            (
+                b.throttle_write_iops_device(),
+                "blkio.throttle.write_iops_device",
+            ),
+        ] {
+            for t in list.iter().flatten() {
+                write(
+                    &dir,
+                    file,
+                    &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_misc(&self, r: &LinuxResources) -> Result<()> {
+        if let Some(p) = r.pids() {
+            write(&self.dir("pids")?, "pids.max", &pids_max(p.limit()))?;
+        }
+        for h in r.hugepage_limits().iter().flatten() {
+            let dir = self.dir("hugetlb")?;
+            let size = h.page_size();
+            write(
+                &dir,
+                &format!("hugetlb.{size}.limit_in_bytes"),
+                &h.limit().to_string(),
+            )?;
+            let rsvd = format!("hugetlb.{size}.rsvd.limit_in_bytes");
+            if fs::exists(&dir, &rsvd) {
+                write(&dir, &rsvd, &h.limit().to_string())?;
+            }
+        }
+        if let Some(n) = r.network() {
+            if let Some(id) = n.class_id() {
+                write(&self.dir("net_cls")?, "net_cls.classid", &id.to_string())?;
+            }
+            for p in n.priorities().iter().flatten() {
+                write(
+                    &self.dir("net_prio")?,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
+            }
+        }
+        for (dev, lim) in r.rdma().iter().flatten() {
+            write(&self.dir("rdma")?, "rdma.max", &rdma_line(dev, lim))?;
+        }
+        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(Error::Other(
+                "linux.resources.unified needs a cgroup v2 host (this one is v1 or hybrid)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The hierarchy whose cgroup.procs lists the container's processes.
+    fn procs_dir(&self) -> Result<PathBuf> {
+        ["pids", "freezer", "devices", "memory", "cpu"]
+            .iter()
+            .find_map(|c| self.dir(c).ok())
+            .or_else(|| self.dirs().into_iter().next())
+            .ok_or_else(|| Error::Other("no cgroup hierarchy".into()))
+    }
+}
+
+pub fn pids_max(limit: i64) -> String {
+    if limit <= 0 {
+        "max".into()
+    } else {
+        limit.to_string()
+    }
+}
+
+pub fn rdma_line(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
+    let mut line = dev.to_string();
+    if let Some(h) = l.hca_handles() {
+        line += &format!(" hca_handle={h}");
+    }
+    if let Some(o) = l.hca_objects() {
+        line += &format!(" hca_object={o}");
+    }
+    line
+}
+
+impl Cgroup for V1 {
+    fn create(&self) -> Result<()> {
+        for d in self.dirs() {
+            fs::mkdir_all(&d)?;
+        }
+        self.init_cpuset()
+    }
+
+    fn add(&self, pid: i32) -> Result<()> {
+        for d in self.dirs() {
+            write(&d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn set(&self, r: &LinuxResources) -> Result<()> {
+        self.set_memory(r)?;
+        self.set_cpu(r)?;
+        self.set_blkio(r)?;
+        self.set_misc(r)
+    }
+
+    fn set_devices(&self, rules: &[devices::Rule]) -> Result<()> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let dir = self.dir("devices")?;
+        for r in rules {
+            let file = if r.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            write(&dir, file, &r.v1_line())?;
+        }
+        Ok(())
+    }
+
+    fn freeze(&self, frozen: bool) -> Result<()> {
+        let dir = self.dir("freezer")?;
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        write(&dir, "freezer.state", want)?;
+        fs::wait_until(&format!("freezer.state {want}"), || {
+            fs::read(&dir, "freezer.state").as_deref() == Some(want)
+        })
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.dir("freezer")
+            .ok()
+            .and_then(|d| fs::read(&d, "freezer.state"))
+            .is_some_and(|s| s == "FROZEN")
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        Ok(fs::pids(&self.procs_dir()?))
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let dir = |c: &str| self.dir(c).ok();
+        stats::v1(
+            dir("cpuacct"),
+            dir("memory"),
+            dir("pids"),
+            dir("blkio"),
+            dir("hugetlb"),
+        )
+    }
+
+    fn oom_kills(&self) -> u64 {
+        self.dir("memory")
+            .map(|d| {
+                fs::read_keyed(&d, "memory.oom_control")
+                    .get("oom_kill")
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    fn destroy(&self) -> Result<()> {
+        let mut first_err = None;
+        for d in self.dirs() {
+            if let Err(e) = fs::remove(&d) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn clone_into(&self) -> Option<OwnedFd> {
+        None
+    }
+}
