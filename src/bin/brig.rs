@@ -112,8 +112,35 @@ enum Command {
         #[command(flatten)]
         create: CreateArgs,
     },
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List the processes of a container
+    Ps {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Options for ps(1), e.g. -- -o pid,comm
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change a running container's resources
+    Update(UpdateArgs),
+    /// Resource statistics and OOM notifications
+    Events {
+        /// Print one stats object and exit
+        #[arg(long)]
+        stats: bool,
+        /// How often to print stats, e.g. 5s or 500ms
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// What this build of brig supports, as JSON
+    Features,
     /// List containers
-    #[command(alias = "ps-list")]
     List {
         /// Only ids
         #[arg(short, long)]
@@ -122,6 +149,122 @@ enum Command {
         #[arg(short, long, default_value = "table")]
         format: String,
     },
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// LinuxResources JSON from a file, or - for stdin
+    #[arg(short, long)]
+    resources: Option<String>,
+    #[arg(long = "memory", allow_hyphen_values = true)]
+    memory: Option<String>,
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long = "cpu-shares")]
+    cpu_shares: Option<u64>,
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    id: String,
+}
+
+/// "512m", "1g", "1024" or "-1", as runc's memory flags take them.
+fn bytes(flag: &str, v: &str) -> Result<i64> {
+    if v.trim() == "-1" {
+        return Ok(-1);
+    }
+    let lower = v.trim().to_ascii_lowercase();
+    let s = lower.strip_suffix('b').unwrap_or(&lower);
+    let (num, shift) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 10),
+        Some('m') => (&s[..s.len() - 1], 20),
+        Some('g') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    num.parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| anyhow::anyhow!("--{flag} {v:?}: not a size like 512m or 1g"))
+}
+
+impl UpdateArgs {
+    /// The JSON given with --resources, with the single-value flags on top.
+    fn resources(&self) -> Result<serde_json::Value> {
+        let mut r: serde_json::Value = match self.resources.as_deref() {
+            Some("-") => {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                serde_json::from_str(&s).context("--resources -: not LinuxResources JSON")?
+            }
+            Some(path) => serde_json::from_str(
+                &std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+            )
+            .with_context(|| format!("{path}: not LinuxResources JSON"))?,
+            None => serde_json::json!({}),
+        };
+        let mut set = |section: &str, key: &str, v: serde_json::Value| {
+            if r.get(section).is_none() {
+                r[section] = serde_json::json!({});
+            }
+            r[section][key] = v;
+        };
+        for (flag, key, v) in [
+            ("memory", "limit", &self.memory),
+            (
+                "memory-reservation",
+                "reservation",
+                &self.memory_reservation,
+            ),
+            ("memory-swap", "swap", &self.memory_swap),
+        ] {
+            if let Some(v) = v {
+                set("memory", key, bytes(flag, v)?.into());
+            }
+        }
+        if let Some(v) = self.cpu_shares {
+            set("cpu", "shares", v.into());
+        }
+        if let Some(v) = self.cpu_quota {
+            set("cpu", "quota", v.into());
+        }
+        if let Some(v) = self.cpu_period {
+            set("cpu", "period", v.into());
+        }
+        if let Some(v) = self.cpu_rt_period {
+            set("cpu", "realtimePeriod", v.into());
+        }
+        if let Some(v) = self.cpu_rt_runtime {
+            set("cpu", "realtimeRuntime", v.into());
+        }
+        if let Some(v) = &self.cpuset_cpus {
+            set("cpu", "cpus", v.clone().into());
+        }
+        if let Some(v) = &self.cpuset_mems {
+            set("cpu", "mems", v.clone().into());
+        }
+        if let Some(v) = self.pids_limit {
+            set("pids", "limit", v.into());
+        }
+        if let Some(v) = self.blkio_weight {
+            set("blockIO", "weight", v.into());
+        }
+        Ok(r)
+    }
 }
 
 fn main() {
@@ -186,6 +329,45 @@ fn dispatch(cli: Cli) -> Result<i32> {
             return run::run(&store, &create.id, &o)
                 .with_context(|| format!("running container {:?}", create.id));
         }
+        Command::Pause { id } => container::pause::pause(&store, &id)
+            .with_context(|| format!("pausing container {id:?}"))?,
+        Command::Resume { id } => container::pause::resume(&store, &id)
+            .with_context(|| format!("resuming container {id:?}"))?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = container::ps::pids(&store, &id)?;
+            match format.as_str() {
+                "json" => print_json(&serde_json::json!(pids))?,
+                "table" => {
+                    let table = container::ps::table(&pids, &ps_args)?;
+                    std::io::stdout().lock().write_all(table.as_bytes())?;
+                }
+                f => bail!("unknown ps format {f:?} (table or json)"),
+            }
+        }
+        Command::Update(a) => {
+            let json = a.resources()?;
+            let r = container::update::parse(&json.to_string(), "--resources")?;
+            container::update::update(&store, &a.id, &r)
+                .with_context(|| format!("updating container {:?}", a.id))?;
+        }
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            if stats {
+                print_json(&container::events::stats(&store, &id)?)?;
+            } else {
+                let every = humantime::parse_duration(&interval)
+                    .with_context(|| format!("--interval {interval:?}"))?;
+                container::events::stream(&store, &id, every, &mut std::io::stdout().lock())?;
+            }
+        }
+        Command::Features => print_json(&container::features::features())?,
         Command::List { quiet, format } => {
             let items = container::list::list(&store)?;
             let mut out = std::io::stdout().lock();

@@ -2,7 +2,7 @@
 //! linux.resources.devices, plus what every container needs to work.
 
 use crate::error::{Error, Result};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Spec};
 
 /// One rule, checked and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,21 @@ impl Rule {
         })
     }
 
+    /// Back to the spec's form, for the cgroup v2 device filter.
+    pub fn to_spec(&self) -> LinuxDeviceCgroup {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(self.allow);
+        d.set_typ(Some(match self.kind {
+            'c' => LinuxDeviceType::C,
+            'b' => LinuxDeviceType::B,
+            _ => LinuxDeviceType::A,
+        }));
+        d.set_major(self.major);
+        d.set_minor(self.minor);
+        d.set_access(Some(self.access.clone()));
+        d
+    }
+
     /// The devices.allow/deny line of cgroup v1: "c 1:3 rwm".
     pub fn v1_line(&self) -> String {
         let n = |x: Option<i64>| x.map_or("*".to_string(), |v| v.to_string());
@@ -81,16 +96,25 @@ fn allow(kind: char, major: Option<i64>, minor: Option<i64>, access: &str) -> Ru
 /// whose spec denies everything still gets a working /dev/null and ptys.
 pub fn rules(spec: &Spec) -> Result<Vec<Rule>> {
     let linux = spec.linux().as_ref();
-    let mut out = Vec::new();
     let listed = linux
         .and_then(|l| l.resources().as_ref())
-        .and_then(|r| r.devices().as_ref());
-    for d in listed.into_iter().flatten() {
+        .and_then(|r| r.devices().as_deref())
+        .unwrap_or(&[]);
+    let nodes = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+    rules_from(listed, nodes)
+}
+
+/// The same from the parts, for `update`, which gets new rules but keeps
+/// the nodes the container was created with.
+pub fn rules_from(listed: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Result<Vec<Rule>> {
+    let mut out = Vec::new();
+    for d in listed {
         out.push(Rule::from_spec(d)?);
     }
     if out.is_empty() {
         return Ok(out);
     }
+    // runc's allowed devices: the nodes every container gets, ptys, tun.
     for (major, minor) in [
         (1, 3),
         (1, 5),
@@ -100,6 +124,7 @@ pub fn rules(spec: &Spec) -> Result<Vec<Rule>> {
         (5, 0),
         (5, 1),
         (5, 2),
+        (10, 200),
     ] {
         out.push(allow('c', Some(major), Some(minor), "rwm"));
     }
@@ -108,11 +133,7 @@ pub fn rules(spec: &Spec) -> Result<Vec<Rule>> {
     out.push(allow('c', Some(136), None, "rwm"));
     out.push(allow('c', None, None, "m"));
     out.push(allow('b', None, None, "m"));
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for d in nodes {
         let kind = match d.typ() {
             LinuxDeviceType::B => 'b',
             LinuxDeviceType::P => continue,

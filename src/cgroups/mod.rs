@@ -7,12 +7,14 @@
 //! D-Bus; it does not exist yet and asking for it is an error.
 
 pub mod devices;
+pub mod devices_bpf;
 mod fs;
 mod layout;
 mod path;
 mod stats;
 mod v1;
 mod v2;
+pub mod validate;
 
 pub use layout::{Layout, Mode};
 pub use path::resolve;

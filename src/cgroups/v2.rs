@@ -239,10 +239,9 @@ impl Cgroup for V2 {
         if rules.is_empty() {
             return Ok(());
         }
-        Err(Error::Unsupported(format!(
-            "{} device rules on cgroup v2 (the eBPF device filter)",
-            rules.len()
-        )))
+        let spec_rules: Vec<_> = rules.iter().map(Rule::to_spec).collect();
+        let dir = std::fs::File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        super::devices_bpf::attach(std::os::fd::AsFd::as_fd(&dir), &spec_rules)
     }
 
     fn freeze(&self, frozen: bool) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `delete`: remove a stopped container (or, with --force, any).
 
 use super::kill::container_pids;
+use super::store::Locked;
 use super::store::Store;
 use super::Status;
 use crate::error::{Error, Result};
@@ -20,10 +21,8 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     match status {
         Status::Stopped => {}
         // A created container never ran the user's program; runc deletes it too.
-        Status::Created => kill_and_wait(c.state.pid, c.state.pid_start)?,
-        Status::Running | Status::Creating if force => {
-            kill_and_wait(c.state.pid, c.state.pid_start)?
-        }
+        Status::Created => kill_and_wait(&c)?,
+        Status::Running | Status::Creating | Status::Paused if force => kill_and_wait(&c)?,
         _ => {
             return Err(Error::WrongState {
                 id: id.to_string(),
@@ -44,7 +43,8 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 
 /// SIGKILLs every process of the container and waits until init is gone,
 /// so its namespaces and mounts are released before the state is.
-fn kill_and_wait(pid: i32, start: u64) -> Result<()> {
+fn kill_and_wait(c: &Locked) -> Result<()> {
+    let (pid, start) = (c.state.pid, c.state.pid_start);
     if pid <= 0 {
         return Ok(());
     }
@@ -52,13 +52,17 @@ fn kill_and_wait(pid: i32, start: u64) -> Result<()> {
     let Ok(init) = Pidfd::open(pid, start) else {
         return Ok(());
     };
-    for p in container_pids(pid) {
+    for p in container_pids(c) {
         if p != pid {
-            // SAFETY: kill(2) on a pid in the container's own pid namespace.
+            // SAFETY: kill(2) on a pid of the container's cgroup or pid namespace.
             unsafe { libc::kill(p, libc::SIGKILL) };
         }
     }
     init.signal(libc::SIGKILL)?;
+    // A frozen container only dies once thawed.
+    if let Some(cg) = c.cgroup().filter(|cg| cg.is_frozen()) {
+        cg.freeze(false)?;
+    }
     if !init.wait_exit(Duration::from_secs(10)) {
         return Err(Error::Other(format!(
             "init {pid} did not die after SIGKILL"

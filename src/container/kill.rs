@@ -1,6 +1,6 @@
 //! `kill`: signal a container's init, or with --all every process in it.
 
-use super::store::Store;
+use super::store::{Locked, Store};
 use super::Status;
 use crate::error::{Error, Result};
 use crate::linux::pidfd::Pidfd;
@@ -43,9 +43,15 @@ pub fn signal_pid(pid: i32, start: u64, sig: i32) -> Result<()> {
     Pidfd::open(pid, start)?.signal(sig)
 }
 
-/// Every process of a container that has its own pid namespace; only init
-/// when it shares one (the cgroup will know the rest).
-pub fn container_pids(init: i32) -> Vec<i32> {
+/// Every process of a container: its cgroup's, or without one, every
+/// process of its own pid namespace (only init when it shares one).
+pub fn container_pids(c: &Locked) -> Vec<i32> {
+    if let Some(cg) = c.cgroup() {
+        if let Ok(pids) = cg.pids() {
+            return pids;
+        }
+    }
+    let init = c.state.pid;
     let own = procfs::namespace_id(std::process::id() as i32, "pid");
     match procfs::namespace_id(init, "pid") {
         Some(ns) if Some(&ns) != own.as_ref() => {
@@ -62,21 +68,25 @@ pub fn container_pids(init: i32) -> Vec<i32> {
 pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = parse_signal(signal)?;
     let c = store.load(id)?;
-    let status = c.status();
-    if !matches!(status, Status::Created | Status::Running) {
-        return Err(Error::WrongState {
-            id: id.to_string(),
-            status: status.to_string(),
-            why: "container not running",
-        });
-    }
+    let status = c.expect(
+        &[Status::Created, Status::Running, Status::Paused],
+        "container not running",
+    )?;
     if all {
-        for pid in container_pids(c.state.pid) {
+        // Frozen, nothing can fork a process the signal would miss.
+        let cg = c.cgroup().filter(|_| status != Status::Paused);
+        let frozen = cg.as_ref().is_some_and(|cg| cg.freeze(true).is_ok());
+        for pid in container_pids(&c) {
             if pid != c.state.pid {
-                // SAFETY: kill(2) on a pid that is in the container's pid namespace.
+                // SAFETY: kill(2) on a pid of the container's cgroup or pid namespace.
                 unsafe { libc::kill(pid, sig) };
             }
         }
+        let sent = signal_pid(c.state.pid, c.state.pid_start, sig);
+        if let (true, Some(cg)) = (frozen, &cg) {
+            cg.freeze(false)?;
+        }
+        return sent;
     }
     signal_pid(c.state.pid, c.state.pid_start, sig)
 }

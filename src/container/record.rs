@@ -10,6 +10,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Running, with its cgroup frozen.
+    Paused,
     Stopped,
 }
 
@@ -19,6 +21,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }

@@ -104,6 +104,9 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    if let Some(r) = linux.resources() {
+        crate::cgroups::validate::resources(r)?;
+    }
     let mut seen = HashSet::new();
     let mut new_user = false;
     for ns in linux.namespaces().iter().flatten() {

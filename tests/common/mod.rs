@@ -526,6 +526,8 @@ pub fn alive(pid: i32) -> bool {
 pub struct HostMountInfo {
     pub target: String,
     pub fstype: String,
+    /// The superblock options (for cgroup v1: its controllers).
+    pub options: String,
 }
 
 /// The host's mount table, from /proc/self/mountinfo.
@@ -538,6 +540,7 @@ pub fn host_mounts() -> Vec<HostMountInfo> {
             Some(HostMountInfo {
                 target: unescape_mount_path(fields.get(4)?),
                 fstype: fields.get(sep + 1)?.to_string(),
+                options: fields.get(sep + 3).unwrap_or(&"").to_string(),
             })
         })
         .collect()
