@@ -105,9 +105,18 @@ pub fn run(hooks: Option<&Hooks>, point: Point, state: &serde_json::Value) -> Re
 }
 
 /// For the points whose failures the spec says to log, not to act on.
+/// The spec: a failure is logged and the remaining hooks still run.
 pub fn run_logged(hooks: Option<&Hooks>, point: Point, state: &serde_json::Value) {
-    if let Err(e) = run(hooks, point, state) {
-        crate::logging::warn(&e.to_string());
+    let Some(hooks) = hooks else { return };
+    let input = state.to_string();
+    for h in point.of(hooks) {
+        if let Err(e) = run_one(h, input.as_bytes()) {
+            crate::logging::warn(&format!(
+                "{} hook {}: {e}",
+                point.name(),
+                h.path().display()
+            ));
+        }
     }
 }
 

@@ -96,7 +96,11 @@ pub fn create(
             if let Some(rel) = &container.state.cgroup {
                 let _ = super::delete::remove_cgroup(rel);
             }
+            let hooks = container.state.hooks.clone();
+            let state = container.state.to_oci_json(Status::Stopped);
             let _ = container.destroy();
+            // A failed create goes on at the spec's delete step: poststop.
+            hooks::run_logged(hooks.as_ref(), Point::Poststop, &state);
             Err(e)
         }
     }

@@ -57,9 +57,9 @@ pub fn from_spec(d: &LinuxDevice) -> Result<Node> {
             )))
         }
     };
-    if !d.path().starts_with("/dev") {
+    if !d.path().is_absolute() {
         return Err(Error::Other(format!(
-            "device {}: path must be under /dev",
+            "device {}: path must be absolute",
             d.path().display()
         )));
     }
@@ -102,20 +102,30 @@ pub fn create(root: BorrowedFd, node: &Node, in_userns: bool) -> Result<()> {
     let dir = paths::mkdir_all_in_root(root, parent, 0o755)?;
     let dir = paths::reopen(&dir, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| what(&e))?;
     let cname = CString::new(name.as_bytes()).map_err(|e| what(&e))?;
-    // Replace whatever is there, as runc does: the spec's node wins.
-    let _ = nix::unistd::unlinkat(
+    // The spec: a file already there that is not the requested device is
+    // an error; the same device is kept (and gets the mode and owner below).
+    let existing = nix::sys::stat::fstatat(
         &dir,
         cname.as_c_str(),
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     );
-    mknodat(
-        &dir,
-        cname.as_c_str(),
-        node.kind,
-        Mode::from_bits_truncate(node.mode),
-        makedev(node.major, node.minor),
-    )
-    .map_err(|e| what(&e))?;
+    match existing {
+        Ok(st) => {
+            let same = st.st_mode & libc::S_IFMT == node.kind.bits()
+                && (node.kind == SFlag::S_IFIFO || st.st_rdev == makedev(node.major, node.minor));
+            if !same {
+                return Err(what(&"a different file already exists there"));
+            }
+        }
+        Err(_) => mknodat(
+            &dir,
+            cname.as_c_str(),
+            node.kind,
+            Mode::from_bits_truncate(node.mode),
+            makedev(node.major, node.minor),
+        )
+        .map_err(|e| what(&e))?,
+    }
     // mknod is filtered by the umask; set the exact mode and owner afterwards.
     nix::sys::stat::fchmodat(
         &dir,

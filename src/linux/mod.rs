@@ -12,6 +12,7 @@ pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
 pub mod sched;
+pub mod seccomp;
 pub mod sysctl;
 pub mod terminal;
 pub mod user;

@@ -33,7 +33,14 @@ impl Rootfs<'_> {
             })
             .transpose()?
             .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-        // Nothing we mount may propagate back to the host's namespace.
+        // Nothing we mount may propagate back to the host's namespace. An
+        // unbindable / would forbid binding the rootfs itself: the container's
+        // root becomes unbindable after pivot_root instead.
+        let prop = if prop.contains(MsFlags::MS_UNBINDABLE) {
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        } else {
+            prop
+        };
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .sys(|| "setting rootfs propagation on /".into())?;
         // pivot_root refuses a new root whose parent mount is shared.

@@ -9,9 +9,19 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
+/// World-writable (0622, as runc's): init may be a mapped, unprivileged
+/// uid by the time it opens it. The mode is set after mkfifo, which the
+/// umask would trim.
 pub fn make(path: &Path) -> Result<()> {
-    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o622))
-        .sys(|| format!("mkfifo {}", path.display()))
+    let mode = Mode::from_bits_truncate(0o622);
+    nix::unistd::mkfifo(path, mode).sys(|| format!("mkfifo {}", path.display()))?;
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .sys(|| format!("chmod {}", path.display()))
 }
 
 /// Handles opened by init before pivot_root, while the fifo's host path is

@@ -7,7 +7,7 @@ use super::spawn::{Launch, NsPlan, Wait};
 use super::sync::{Channel, Msg};
 use crate::error::{Error, Result, SysContext};
 use crate::hooks::{self, Point};
-use crate::linux::{capabilities, lsm, rlimits, rootfs, sched, terminal, user};
+use crate::linux::{capabilities, lsm, rlimits, rootfs, sched, seccomp, terminal, user};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
@@ -146,6 +146,9 @@ fn runtime_hooks(l: &Launch, ch: &Channel) -> Result<Option<serde_json::Value>> 
             .map_err(|e| Error::Init(format!("hook state: {e}")))?,
         other => return Err(Error::Init(format!("waiting for hooks, got {other:?}"))),
     };
+    // Hooks in the container's namespaces see init's pid as the container does.
+    let mut state = state;
+    state["pid"] = serde_json::json!(std::process::id());
     hooks::run(
         l.bundle.spec.hooks().as_ref(),
         Point::CreateContainer,
@@ -328,6 +331,8 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     if let Some(c) = &caps {
         c.drop_bounding()?;
     }
+    // Compiled before Ready so that a bad profile fails create; loaded last.
+    let seccomp = seccomp::Filter::from_spec(spec)?;
 
     ch.send(&Msg::Ready)?;
     progress.past_ready = true;
@@ -354,6 +359,14 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     if let Some(attr) = &lsm_attr {
         lsm::arm_exec(attr, apparmor, selinux)?;
     }
+    // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which the
+    // uid switch and capset below may drop: load it now, as runc does, and
+    // the profile must allow them. With no_new_privs, load it just before
+    // exec, so that no setup syscall is filtered.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(f) = seccomp.as_ref().filter(|_| !nnp) {
+        f.load()?;
+    }
     // Keep the permitted set across the uid switch; capset trims it after.
     nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
     user::switch(process.user())?;
@@ -366,5 +379,8 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     }
     user::set_umask(process.user());
     seal_fds(l.preserve_fds)?;
+    if let Some(f) = seccomp.as_ref().filter(|_| nnp) {
+        f.load()?;
+    }
     Err(exec::exec(&program, &args, &env))
 }

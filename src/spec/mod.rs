@@ -147,8 +147,8 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
             ));
         }
     }
-    if linux.seccomp().is_some() {
-        return Err("linux.seccomp is not supported yet".into());
+    if let Some(profile) = linux.seccomp() {
+        crate::linux::seccomp::compile(profile).map_err(|e| e.to_string())?;
     }
     if let Some(p) = linux.rootfs_propagation() {
         crate::linux::mounts::propagation_flag(p)
