@@ -16,6 +16,7 @@ struct Config {
     file: Option<PathBuf>,
     format: Format,
     debug: bool,
+    started: std::time::Instant,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -25,6 +26,7 @@ pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
         file,
         format,
         debug,
+        started: std::time::Instant::now(),
     });
 }
 
@@ -69,6 +71,16 @@ pub fn debug(msg: &str) {
         if CONFIG.get().is_some_and(|c| c.file.is_none()) {
             eprintln!("brig: debug: {msg}");
         }
+    }
+}
+
+/// A debug line stamped with the microseconds since brig started (the
+/// process, or for init the `create` it was forked from): where start-up
+/// time goes, with `--debug`.
+pub fn step(what: &str) {
+    if CONFIG.get().is_some_and(|c| c.debug) {
+        let us = CONFIG.get().map_or(0, |c| c.started.elapsed().as_micros());
+        debug(&format!("[{us:>6}us pid {}] {what}", std::process::id()));
     }
 }
 

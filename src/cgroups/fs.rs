@@ -6,13 +6,30 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
-    let path = dir.join(file);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    f.write_all(value.as_bytes())
-        .map_err(|e| Error::Other(format!("writing {value:?} to {}: {e}", path.display())))
+    Writer::open(dir, file)?.write(value)
+}
+
+/// A cgroup file kept open for several writes, each a separate record.
+pub struct Writer {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl Writer {
+    pub fn open(dir: &Path, file: &str) -> Result<Writer> {
+        let path = dir.join(file);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        Ok(Writer { path, file })
+    }
+
+    pub fn write(&mut self, value: &str) -> Result<()> {
+        self.file
+            .write_all(value.as_bytes())
+            .map_err(|e| Error::Other(format!("writing {value:?} to {}: {e}", self.path.display())))
+    }
 }
 
 pub fn read(dir: &Path, file: &str) -> Option<String> {

@@ -41,8 +41,15 @@ pub fn controllers_of(super_options: &str) -> Vec<String> {
 }
 
 impl Layout {
+    /// Read once per process: mountinfo is long on a busy host, and the
+    /// cgroup mounts do not move under a running command.
     pub fn detect() -> Result<Layout> {
-        Self::from_mounts(&mountinfo::read_self())
+        static LAYOUT: std::sync::OnceLock<std::result::Result<Layout, String>> =
+            std::sync::OnceLock::new();
+        LAYOUT
+            .get_or_init(|| Self::from_mounts(&mountinfo::read_self()).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::Other)
     }
 
     pub fn from_mounts(mounts: &[mountinfo::MountInfo]) -> Result<Layout> {

@@ -322,13 +322,12 @@ impl Cgroup for V1 {
             return Ok(());
         }
         let dir = self.dir("devices")?;
+        // One open file per direction: each write(2) is one rule to the kernel.
+        let mut allow = fs::Writer::open(&dir, "devices.allow")?;
+        let mut deny = fs::Writer::open(&dir, "devices.deny")?;
         for r in rules {
-            let file = if r.allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            write(&dir, file, &r.v1_line())?;
+            let w = if r.allow { &mut allow } else { &mut deny };
+            w.write(&r.v1_line())?;
         }
         Ok(())
     }

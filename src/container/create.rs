@@ -114,6 +114,7 @@ fn finish(
     console: Option<OwnedFd>,
     device_rules: &[cgroups::devices::Rule],
 ) -> Result<Spawned> {
+    crate::logging::step("state claimed");
     let cgroup = match &c.state.cgroup {
         Some(rel) => {
             let cg = cgroups::open(rel)?;

@@ -57,7 +57,7 @@ pub fn features() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
-            "seccomp": {"enabled": false},
+            "seccomp": crate::linux::seccomp::features(),
             "apparmor": {"enabled": lsm::apparmor_enabled()},
             "selinux": {"enabled": lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},

@@ -52,6 +52,7 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
         Some(sock) => Some(recv_master(sock)?),
         None => None,
     };
+    crate::logging::step("start");
     init.channel.send(&Msg::Start)?;
     // The channel closes on exec; an error before that is init's last word.
     if let Some(Msg::Error(e)) = init.channel.recv()? {
@@ -74,7 +75,9 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
         }
         None => wait_loop(pid, &forwarded),
     };
+    crate::logging::step("exited");
     let _ = cleanup(store, id);
+    crate::logging::step("deleted");
     code
 }
 

@@ -240,7 +240,8 @@ impl Mounter<'_> {
             .iter()
             .find(|i| i.mount_point == Path::new("/sys/fs/cgroup") && i.fs_type == "cgroup2");
         if let Some(h) = v2_only {
-            return self.hierarchy(m, self.dest(m), h, &own, flags);
+            self.hierarchy(m, self.dest(m), h, &own, flags)?;
+            return self.cgroup_flags(m, flags, &[self.dest(m).to_path_buf()]);
         }
         let rw = flags - MsFlags::MS_RDONLY;
         let tpath = fd_path(&target);
@@ -252,6 +253,7 @@ impl Mounter<'_> {
             Some("mode=755"),
         )
         .map_err(|e| Self::err(m, e))?;
+        let mut binds = Vec::new();
         for h in host
             .iter()
             .filter(|i| i.mount_point.parent() == Some(Path::new("/sys/fs/cgroup")))
@@ -260,21 +262,11 @@ impl Mounter<'_> {
             let Some(name) = h.mount_point.file_name() else {
                 continue;
             };
-            self.hierarchy(m, &self.dest(m).join(name), h, &own, flags)?;
+            let dest = self.dest(m).join(name);
+            self.hierarchy(m, &dest, h, &own, flags)?;
+            binds.push(dest);
         }
-        if flags.contains(MsFlags::MS_RDONLY) {
-            let placed = self.reopen_dest(m)?;
-            let flags = rw | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-            mount(
-                None::<&str>,
-                fd_path(&placed).as_str(),
-                None::<&str>,
-                flags,
-                Some("mode=755"),
-            )
-            .map_err(|e| Self::err(m, e))?;
-        }
-        Ok(())
+        self.cgroup_flags(m, flags, &binds)
     }
 
     /// One hierarchy: a fresh mount inside a cgroup namespace (whose root is
@@ -312,13 +304,84 @@ impl Mounter<'_> {
             None::<&str>,
         )
         .map_err(|e| Self::err(m, e))?;
+        Ok(())
+    }
+
+    /// The flags of a cgroup mount, over its whole tree at once: one
+    /// mount_setattr(2) instead of a remount per hierarchy. Kernels without
+    /// it get the remounts.
+    fn cgroup_flags(&self, m: &Mount, flags: MsFlags, binds: &[PathBuf]) -> Result<()> {
+        let placed = self.reopen_dest(m)?;
+        if set_attr_recursive(&placed, flags).is_ok() {
+            return Ok(());
+        }
         let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
-        if !extra.is_empty() {
-            let placed = paths::handle_in_root(self.root, dest).map_err(|e| Self::err(m, e))?;
-            remount_bind(&placed, extra, self.in_userns).map_err(|e| Self::err(m, e))?;
+        for dest in binds {
+            let h = paths::handle_in_root(self.root, dest).map_err(|e| Self::err(m, e))?;
+            remount_bind(&h, extra, self.in_userns).map_err(|e| Self::err(m, e))?;
+        }
+        if flags.contains(MsFlags::MS_RDONLY) && binds.iter().all(|b| b != self.dest(m)) {
+            let remount = (flags - MsFlags::MS_RDONLY) | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(
+                None::<&str>,
+                fd_path(&placed).as_str(),
+                None::<&str>,
+                remount,
+                Some("mode=755"),
+            )
+            .map_err(|e| Self::err(m, e))?;
         }
         Ok(())
     }
+}
+
+/// mount_setattr(2) with AT_RECURSIVE: ro/nosuid/nodev/noexec on a mount
+/// and everything below it.
+fn set_attr_recursive(target: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let mut set = 0u64;
+    for (ms, attr) in [
+        (MsFlags::MS_RDONLY, 0x1),
+        (MsFlags::MS_NOSUID, 0x2),
+        (MsFlags::MS_NODEV, 0x4),
+        (MsFlags::MS_NOEXEC, 0x8),
+    ] {
+        if flags.contains(ms) {
+            set |= attr;
+        }
+    }
+    if set == 0 {
+        return Ok(());
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    // SAFETY: mount_setattr on an fd we own, an empty path with AT_EMPTY_PATH,
+    // and a fully initialised mount_attr of the size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            std::os::fd::AsRawFd::as_raw_fd(target),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(())
 }
 
 /// Reading cgroup hierarchies as the host mounted them.

@@ -753,6 +753,28 @@ fn assemble(sections: Vec<(Abi, Vec<libc::sock_filter>)>) -> Vec<libc::sock_filt
     p
 }
 
+/// The seccomp part of `brig features`, in runc's shape.
+pub fn features() -> serde_json::Value {
+    serde_json::json!({
+        "enabled": true,
+        "actions": [
+            "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"
+        ],
+        "operators": [
+            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+            "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
+        ],
+        "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "knownFlags": [
+            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+        ],
+        "supportedFlags": [
+            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

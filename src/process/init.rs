@@ -8,6 +8,7 @@ use super::sync::{Channel, Msg};
 use crate::error::{Error, Result, SysContext};
 use crate::hooks::{self, Point};
 use crate::linux::{capabilities, lsm, rlimits, rootfs, sched, seccomp, terminal, user};
+use crate::logging;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 use oci_spec::runtime::{LinuxNamespaceType, Process};
@@ -265,6 +266,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
         .process()
         .as_ref()
         .ok_or_else(|| Error::Other("process is required".into()))?;
+    logging::step("init: cloned");
     nix::unistd::setsid().sys(|| "setsid".into())?;
     reset_signals();
     enter_namespaces(plan, ch)?;
@@ -298,6 +300,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
     }
     .prepare()?;
+    logging::step("init: rootfs prepared");
     let hook_state = runtime_hooks(l, ch)?;
     set_names(l, plan)?;
     rootfs::pivot(&l.bundle.rootfs, l.no_pivot)?;
@@ -334,6 +337,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     // Compiled before Ready so that a bad profile fails create; loaded last.
     let seccomp = seccomp::Filter::from_spec(spec)?;
 
+    logging::step("init: ready");
     ch.send(&Msg::Ready)?;
     progress.past_ready = true;
     let start_hooks = || {
@@ -379,6 +383,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     }
     user::set_umask(process.user());
     seal_fds(l.preserve_fds)?;
+    logging::step("init: exec");
     if let Some(f) = seccomp.as_ref().filter(|_| nnp) {
         f.load()?;
     }

@@ -125,6 +125,7 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     } else {
         plan.clone_flags()
     };
+    crate::logging::step("clone");
     let forked = fork_with(flags.bits() as u64, into.as_ref().map(|fd| fd.as_raw_fd()))?;
     match forked {
         Forked::Child => {
@@ -148,6 +149,7 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
                     }
                 }
             }
+            crate::logging::step("init in its cgroup");
             drive(l, &plan, pid, parent)
         }
     }
