@@ -296,4 +296,63 @@ mod tests {
         assert_eq!(swap_max(Some(100), -1).unwrap(), "max");
         assert!(swap_max(Some(300), 100).is_err());
     }
+
+    /// The v2 code on a real cgroup2 tree. This host is hybrid: its cgroup2
+    /// tree holds no controllers, but processes, freezing and the eBPF
+    /// device filter work there all the same.
+    #[test]
+    fn v2_manager_on_a_real_cgroup2_tree() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test makes cgroups: run it as root"
+        );
+        let layout = Layout::detect().expect("cgroup layout");
+        let Some(root) = layout.v2.clone() else {
+            panic!("no cgroup2 mount on this host: the v2 code cannot be tested");
+        };
+        let rel = PathBuf::from(format!("brig-v2test-{}", std::process::id()));
+        let cg = V2::new(layout, &rel);
+        struct Cleanup(PathBuf, std::process::Child);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = self.1.kill();
+                let _ = self.1.wait();
+                let _ = std::fs::remove_dir(&self.0);
+            }
+        }
+        cg.create().expect("create");
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let _guard = Cleanup(root.join(&rel), child);
+        cg.add(pid).expect("add");
+        assert_eq!(cg.pids().expect("pids"), vec![pid]);
+        assert!(cg.clone_into().is_some());
+        cg.freeze(true).expect("freeze");
+        assert!(cg.is_frozen());
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        assert!(stat.contains(") S "), "frozen sleep should sleep: {stat}");
+        cg.freeze(false).expect("thaw");
+        assert!(!cg.is_frozen());
+        let deny_null = vec![
+            Rule {
+                allow: false,
+                kind: 'a',
+                major: None,
+                minor: None,
+                access: "rwm".into(),
+            },
+            Rule {
+                allow: true,
+                kind: 'c',
+                major: Some(1),
+                minor: Some(5),
+                access: "rwm".into(),
+            },
+        ];
+        cg.set_devices(&deny_null).expect("device filter");
+        assert_eq!(cg.oom_kills(), 0);
+    }
 }
