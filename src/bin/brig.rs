@@ -112,6 +112,8 @@ enum Command {
         #[command(flatten)]
         create: CreateArgs,
     },
+    /// Run another process in a running container
+    Exec(ExecArgs),
     /// Freeze every process of a container
     Pause { id: String },
     /// Thaw a paused container
@@ -149,6 +151,113 @@ enum Command {
         #[arg(short, long, default_value = "table")]
         format: String,
     },
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    /// The process as OCI process JSON (instead of COMMAND)
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    /// Do not wait for the process
+    #[arg(short, long)]
+    detach: bool,
+    /// Write the process's pid to this file
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    tty: bool,
+    /// Environment variables, KEY=VALUE
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Working directory in the container
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// uid[:gid] to run as
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Extra groups
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    /// Extra capabilities (CAP_NAME)
+    #[arg(short = 'c', long = "cap")]
+    cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// AppArmor profile
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// SELinux process label
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    /// Pass this many fds (from 3 on) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    id: String,
+    /// The command and its arguments (when --process is not given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+impl ExecArgs {
+    /// --process JSON, or the container's own process with the inline
+    /// command and flags on top (runc's rules).
+    fn process(&self, store: &Store) -> Result<oci_spec::runtime::Process> {
+        if let Some(path) = &self.process {
+            return Ok(container::exec::read_process(path)?);
+        }
+        if self.command.is_empty() {
+            bail!("exec: give a COMMAND or --process FILE");
+        }
+        let mut p = container::exec::container_process(store, &self.id)?;
+        let mut v = serde_json::to_value(&p)?;
+        v["args"] = serde_json::json!(self.command);
+        v["terminal"] = serde_json::json!(self.tty);
+        if let Some(env) = v["env"].as_array_mut() {
+            env.extend(self.env.iter().map(|e| serde_json::json!(e)));
+        } else {
+            v["env"] = serde_json::json!(self.env);
+        }
+        if let Some(cwd) = &self.cwd {
+            v["cwd"] = serde_json::json!(cwd);
+        }
+        if let Some(user) = &self.user {
+            let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+            v["user"]["uid"] = serde_json::json!(uid
+                .parse::<u32>()
+                .with_context(|| format!("--user {user:?}"))?);
+            v["user"]["gid"] = serde_json::json!(gid
+                .parse::<u32>()
+                .with_context(|| format!("--user {user:?}"))?);
+        }
+        if !self.additional_gids.is_empty() {
+            v["user"]["additionalGids"] = serde_json::json!(self.additional_gids);
+        }
+        for cap in &self.cap {
+            for set in ["bounding", "effective", "permitted", "ambient"] {
+                if let Some(list) = v["capabilities"][set].as_array_mut() {
+                    list.push(serde_json::json!(cap));
+                } else {
+                    v["capabilities"][set] = serde_json::json!([cap]);
+                }
+            }
+        }
+        if self.no_new_privs {
+            v["noNewPrivileges"] = serde_json::json!(true);
+        }
+        if let Some(a) = &self.apparmor {
+            v["apparmorProfile"] = serde_json::json!(a);
+        }
+        if let Some(l) = &self.process_label {
+            v["selinuxLabel"] = serde_json::json!(l);
+        }
+        p = serde_json::from_value(v).context("exec: the resulting process")?;
+        Ok(p)
+    }
 }
 
 #[derive(Args)]
@@ -328,6 +437,20 @@ fn dispatch(cli: Cli) -> Result<i32> {
             };
             return run::run(&store, &create.id, &o)
                 .with_context(|| format!("running container {:?}", create.id));
+        }
+        Command::Exec(a) => {
+            let process = a
+                .process(&store)
+                .with_context(|| format!("exec in container {:?}", a.id))?;
+            let o = container::exec::Options {
+                process,
+                detach: a.detach,
+                pid_file: a.pid_file.clone(),
+                console_socket: a.console_socket.clone(),
+                preserve_fds: a.preserve_fds,
+            };
+            return container::exec::exec(&store, &a.id, &o)
+                .with_context(|| format!("exec in container {:?}", a.id));
         }
         Command::Pause { id } => container::pause::pause(&store, &id)
             .with_context(|| format!("pausing container {id:?}"))?,

@@ -3,7 +3,9 @@
 pub mod create;
 pub mod delete;
 pub mod events;
+pub mod exec;
 pub mod features;
+pub mod foreground;
 pub mod kill;
 pub mod list;
 pub mod pause;

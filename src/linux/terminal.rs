@@ -34,11 +34,6 @@ pub fn send_master(socket: RawFd, master: &OwnedFd, name: &str) -> Result<()> {
 /// Makes the slave the controlling terminal and stdio of this process, and
 /// /dev/console of the container.
 pub fn become_console(slave_path: &str) -> Result<()> {
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(slave_path)
-        .map_err(|e| Error::io(slave_path, e))?;
     if std::fs::symlink_metadata("/dev/console").is_err() {
         let _ = std::fs::File::create("/dev/console");
     }
@@ -50,6 +45,17 @@ pub fn become_console(slave_path: &str) -> Result<()> {
         None::<&str>,
     )
     .sys(|| format!("bind-mounting {slave_path} on /dev/console"))?;
+    become_controlling(slave_path)
+}
+
+/// Makes the slave this process's stdio and controlling terminal (the
+/// process must lead its own session).
+pub fn become_controlling(slave_path: &str) -> Result<()> {
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(slave_path)
+        .map_err(|e| Error::io(slave_path, e))?;
     let fd = slave.as_raw_fd();
     for target in 0..3 {
         // SAFETY: dup2 onto stdio with a valid open fd.

@@ -1,13 +1,13 @@
 //! The container's init: runs in the cloned child, builds the container
 //! around itself step by step, waits to be started, then execs.
 
-use super::exec;
 use super::fifo::InitEnd;
+use super::finish;
 use super::spawn::{Launch, NsPlan, Wait};
 use super::sync::{Channel, Msg};
 use crate::error::{Error, Result, SysContext};
 use crate::hooks::{self, Point};
-use crate::linux::{capabilities, lsm, rlimits, rootfs, sched, seccomp, terminal, user};
+use crate::linux::{rootfs, sched, terminal};
 use crate::logging;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, Signal};
@@ -228,38 +228,6 @@ fn setup_terminal(l: &Launch, p: &Process) -> Result<()> {
     terminal::become_console(&slave)
 }
 
-fn chdir_cwd(p: &Process) -> Result<()> {
-    let cwd = p.cwd();
-    if nix::unistd::chdir(cwd).is_err() {
-        std::fs::create_dir_all(cwd).map_err(|e| Error::io(cwd, e))?;
-        nix::unistd::chdir(cwd).sys(|| format!("chdir {}", cwd.display()))?;
-    }
-    Ok(())
-}
-
-/// Every fd but stdio and the preserved ones closes on exec, whatever brig
-/// inherited from its caller.
-fn seal_fds(preserve: i32) -> Result<()> {
-    let first = 3 + preserve.max(0) as u32;
-    // SAFETY: close_range with CLOEXEC only marks fds; it closes nothing now.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    } != 0
-    {
-        return Err(Error::sys("close_range", nix::Error::last()));
-    }
-    for fd in 3..first as i32 {
-        // SAFETY: clearing FD_CLOEXEC on an fd number the caller asked us to pass on.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    }
-    Ok(())
-}
-
 fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Result<Infallible> {
     let spec = &l.bundle.spec;
     let process = spec
@@ -275,18 +243,9 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
         join_session_keyring(name)?;
     }
     set_oom_score_adj(process)?;
-    let apparmor = process
-        .apparmor_profile()
-        .as_deref()
-        .filter(|p| !p.is_empty());
-    let selinux = process.selinux_label().as_deref().filter(|l| !l.is_empty());
     // The host's procfs, held from before pivot_root: the container's own
     // /proc may be missing or planted.
-    let lsm_attr = if apparmor.is_some() || selinux.is_some() {
-        Some(std::fs::File::open("/proc/self/attr").map_err(|e| Error::io("/proc/self/attr", e))?)
-    } else {
-        None
-    };
+    let lsm_attr = finish::open_lsm_attr(process)?;
     let fifo = match &l.wait {
         Wait::Fifo(path) => Some(InitEnd::open(path)?),
         Wait::Channel => None,
@@ -314,28 +273,11 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     {
         rootfs::make_root_readonly()?;
     }
-    chdir_cwd(process)?;
-    let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let program = exec::find_program(&args[0], &env)?;
-    let env = exec::with_home(&env, process.user().uid());
-    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    // These survive exec; set now, while init is still privileged.
+    // Survives exec; set now, while init is still privileged.
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(p)?;
     }
-    if let Some(io) = process.io_priority() {
-        sched::set_io_priority(io)?;
-    }
-    if let Some(s) = process.scheduler() {
-        sched::set_scheduler(s)?;
-    }
-    let caps = process.capabilities().as_ref().map(capabilities::Plan::new);
-    if let Some(c) = &caps {
-        c.drop_bounding()?;
-    }
-    // Compiled before Ready so that a bad profile fails create; loaded last.
-    let seccomp = seccomp::Filter::from_spec(spec)?;
+    let prepared = finish::prepare(process, spec, lsm_attr, l.preserve_fds)?;
 
     logging::step("init: ready");
     ch.send(&Msg::Ready)?;
@@ -360,32 +302,5 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
         },
     }
 
-    if let Some(attr) = &lsm_attr {
-        lsm::arm_exec(attr, apparmor, selinux)?;
-    }
-    // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which the
-    // uid switch and capset below may drop: load it now, as runc does, and
-    // the profile must allow them. With no_new_privs, load it just before
-    // exec, so that no setup syscall is filtered.
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if let Some(f) = seccomp.as_ref().filter(|_| !nnp) {
-        f.load()?;
-    }
-    // Keep the permitted set across the uid switch; capset trims it after.
-    nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
-    user::switch(process.user())?;
-    nix::sys::prctl::set_keepcaps(false).sys(|| "PR_SET_KEEPCAPS".into())?;
-    if let Some(c) = &caps {
-        c.apply()?;
-    }
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
-    }
-    user::set_umask(process.user());
-    seal_fds(l.preserve_fds)?;
-    logging::step("init: exec");
-    if let Some(f) = seccomp.as_ref().filter(|_| nnp) {
-        f.load()?;
-    }
-    Err(exec::exec(&program, &args, &env))
+    Err(finish::finish(prepared))
 }

@@ -2,8 +2,10 @@
 //! channel, the init sequence, and the exec fifo.
 
 pub mod clone;
+pub mod enter;
 pub mod exec;
 pub mod fifo;
+pub mod finish;
 mod init;
 pub mod spawn;
 pub mod sync;

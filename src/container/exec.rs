@@ -1,0 +1,118 @@
+//! `exec`: start another process in a live container.
+
+use super::create::write_pid_file;
+use super::foreground;
+use super::store::Store;
+use super::Status;
+use crate::error::{Error, IoContext, Result, SysContext};
+use crate::linux::pidfd::Pidfd;
+use crate::process::enter::{self, Enter};
+use crate::process::sync::Msg;
+use oci_spec::runtime::Process;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+pub struct Options {
+    pub process: Process,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+}
+
+/// Reads a process.json (`exec --process`).
+pub fn read_process(path: &std::path::Path) -> Result<Process> {
+    let raw = std::fs::read(path).at(path)?;
+    serde_json::from_slice(&raw).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
+/// The container's own process spec, the base of the inline form
+/// (`exec ID CMD...`), as runc takes it.
+pub fn container_process(store: &Store, id: &str) -> Result<Process> {
+    let c = store.load(id)?;
+    let b = crate::spec::Bundle::load(&c.state.bundle)?;
+    b.spec.process().clone().ok_or_else(|| {
+        Error::Other(format!(
+            "container \"{id}\" has no process in its config.json"
+        ))
+    })
+}
+
+/// Runs the process; returns the exit code `brig exec` should exit with
+/// (0 when detached).
+pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
+    if o.process.args().as_ref().map_or(true, |a| a.is_empty()) {
+        return Err(Error::Other(
+            "exec: no command given (process.args is empty)".into(),
+        ));
+    }
+    let terminal = o.process.terminal().unwrap_or(false);
+    let own_tty = terminal && o.console_socket.is_none();
+    if own_tty && o.detach {
+        return Err(Error::Other(
+            "exec --detach with a terminal needs --console-socket".into(),
+        ));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(Error::Other(
+            "--console-socket given but the process has no terminal".into(),
+        ));
+    }
+    let c = store.load(id)?;
+    c.expect(
+        &[Status::Created, Status::Running],
+        "cannot exec in a container that is not running",
+    )?;
+    let bundle = crate::spec::Bundle::load(&c.state.bundle)?;
+    let init = Pidfd::open(c.state.pid, c.state.pid_start)?;
+    let cgroup = c.cgroup();
+    let (ours, console): (Option<std::os::unix::net::UnixStream>, Option<OwnedFd>) =
+        match &o.console_socket {
+            Some(path) => (
+                None,
+                Some(
+                    std::os::unix::net::UnixStream::connect(path)
+                        .at(path)?
+                        .into(),
+                ),
+            ),
+            None if own_tty => {
+                let (a, b) = foreground::console_pair()?;
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
+    let forwarded = foreground::forwarded_signals();
+    if !o.detach {
+        forwarded.thread_block().sys(|| "blocking signals".into())?;
+    }
+    let entered = enter::enter(&Enter {
+        init: &init,
+        init_pid: c.state.pid,
+        process: &o.process,
+        spec: &bundle.spec,
+        cgroup: cgroup.as_deref(),
+        console,
+        preserve_fds: o.preserve_fds,
+    })?;
+    // Others may act on the container while this process runs.
+    drop(c);
+    let master = match &ours {
+        Some(sock) => Some(foreground::recv_master(sock)?),
+        None => None,
+    };
+    // The channel closes on exec; an error before that is the process's last word.
+    if let Some(Msg::Error(e)) = entered.channel.recv()? {
+        return Err(Error::Init(e));
+    }
+    if let Some(p) = &o.pid_file {
+        write_pid_file(p, entered.pid)?;
+    }
+    if o.detach {
+        return Ok(0);
+    }
+    foreground::wait(entered.pid, &forwarded, master.as_ref())
+}

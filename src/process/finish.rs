@@ -1,0 +1,155 @@
+//! The last steps shared by a container's init and every process `exec`
+//! starts in it: everything that can fail is resolved in [`prepare`] while
+//! the caller can still report it; [`finish`] switches identity, confines
+//! and execs.
+
+use super::exec;
+use crate::error::{Error, Result, SysContext};
+use crate::linux::{capabilities, lsm, rlimits, sched, seccomp, user};
+use oci_spec::runtime::{Process, Spec};
+use std::path::PathBuf;
+
+pub struct Prepared {
+    process: Process,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<String>,
+    caps: Option<capabilities::Plan>,
+    seccomp: Option<seccomp::Filter>,
+    /// The host's /proc/self/attr, opened before the container's root was
+    /// entered, when an LSM label must be armed.
+    lsm_attr: Option<std::fs::File>,
+    preserve_fds: i32,
+}
+
+/// Opens the host's /proc/self/attr if the process asks for an LSM label;
+/// call it while the host's /proc is still the one at /proc.
+pub fn open_lsm_attr(p: &Process) -> Result<Option<std::fs::File>> {
+    let wants = p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())
+        || p.selinux_label().as_ref().is_some_and(|l| !l.is_empty());
+    if !wants {
+        return Ok(None);
+    }
+    std::fs::File::open("/proc/self/attr")
+        .map(Some)
+        .map_err(|e| Error::io("/proc/self/attr", e))
+}
+
+fn chdir_cwd(p: &Process) -> Result<()> {
+    let cwd = p.cwd();
+    if nix::unistd::chdir(cwd).is_err() {
+        std::fs::create_dir_all(cwd).map_err(|e| Error::io(cwd, e))?;
+        nix::unistd::chdir(cwd).sys(|| format!("chdir {}", cwd.display()))?;
+    }
+    Ok(())
+}
+
+/// Run inside the container (its root, its namespaces), still privileged.
+/// `spec` provides the container-wide settings: seccomp.
+pub fn prepare(
+    process: &Process,
+    spec: &Spec,
+    lsm_attr: Option<std::fs::File>,
+    preserve_fds: i32,
+) -> Result<Prepared> {
+    chdir_cwd(process)?;
+    let args = process.args().clone().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::Other("process.args must name a program".into()))?;
+    let env = process.env().clone().unwrap_or_default();
+    let program = exec::find_program(arg0, &env)?;
+    let env = exec::with_home(&env, process.user().uid());
+    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    // These survive exec; set now, while still privileged.
+    if let Some(io) = process.io_priority() {
+        sched::set_io_priority(io)?;
+    }
+    if let Some(s) = process.scheduler() {
+        sched::set_scheduler(s)?;
+    }
+    let caps = process.capabilities().as_ref().map(capabilities::Plan::new);
+    if let Some(c) = &caps {
+        c.drop_bounding()?;
+    }
+    let seccomp = seccomp::Filter::from_spec(spec)?;
+    Ok(Prepared {
+        process: process.clone(),
+        program,
+        args,
+        env,
+        caps,
+        seccomp,
+        lsm_attr,
+        preserve_fds,
+    })
+}
+
+/// Every fd but stdio and the preserved ones closes on exec, whatever brig
+/// inherited from its caller.
+fn seal_fds(preserve: i32) -> Result<()> {
+    let first = 3 + preserve.max(0) as u32;
+    // SAFETY: close_range with CLOEXEC only marks fds; it closes nothing now.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r != 0 {
+        return Err(Error::sys("close_range", nix::Error::last()));
+    }
+    for fd in 3..first as i32 {
+        // SAFETY: clearing FD_CLOEXEC on an fd number the caller asked us to pass on.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    Ok(())
+}
+
+/// Switches to the process's identity and confinement and execs. Only
+/// returns on failure.
+pub fn finish(p: Prepared) -> Error {
+    match finish_inner(p) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+fn finish_inner(p: Prepared) -> Result<std::convert::Infallible> {
+    let process = &p.process;
+    if let Some(attr) = &p.lsm_attr {
+        let apparmor = process
+            .apparmor_profile()
+            .as_deref()
+            .filter(|a| !a.is_empty());
+        let selinux = process.selinux_label().as_deref().filter(|l| !l.is_empty());
+        lsm::arm_exec(attr, apparmor, selinux)?;
+    }
+    // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which the
+    // uid switch and capset below may drop: load it now, as runc does, and
+    // the profile must allow them. With no_new_privs, load it just before
+    // exec, so that no setup syscall is filtered.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(f) = p.seccomp.as_ref().filter(|_| !nnp) {
+        f.load()?;
+    }
+    // Keep the permitted set across the uid switch; capset trims it after.
+    nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
+    user::switch(process.user())?;
+    nix::sys::prctl::set_keepcaps(false).sys(|| "PR_SET_KEEPCAPS".into())?;
+    if let Some(c) = &p.caps {
+        c.apply()?;
+    }
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
+    }
+    user::set_umask(process.user());
+    seal_fds(p.preserve_fds)?;
+    crate::logging::step("exec");
+    if let Some(f) = p.seccomp.as_ref().filter(|_| nnp) {
+        f.load()?;
+    }
+    Err(exec::exec(&p.program, &p.args, &p.env))
+}
