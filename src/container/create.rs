@@ -47,7 +47,8 @@ pub fn create(
     console: Option<OwnedFd>,
 ) -> Result<Created> {
     super::store::validate_id(id)?;
-    let bundle = Bundle::load(&o.bundle)?;
+    let mut bundle = Bundle::load(&o.bundle)?;
+    let o = &pass_systemd_env(&mut bundle, o)?;
     let terminal = bundle
         .spec
         .process()
@@ -169,6 +170,47 @@ fn finish(
         write_pid_file(p, init.pid)?;
     }
     Ok(init)
+}
+
+/// What systemd-aware callers (podman) hand the runtime through its
+/// environment, passed on as runc does: NOTIFY_SOCKET becomes a bind mount
+/// of the socket at /run/notify/notify.sock and the container's
+/// NOTIFY_SOCKET; LISTEN_FDS adds its fds to the preserved ones and tells
+/// the container they are its (LISTEN_PID=1).
+fn pass_systemd_env(bundle: &mut Bundle, o: &Options) -> Result<Options> {
+    let mut o = o.clone();
+    let notify = std::env::var_os("NOTIFY_SOCKET").map(PathBuf::from);
+    let listen: Option<i32> = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if notify.is_none() && listen.is_none() {
+        return Ok(o);
+    }
+    let mut v =
+        serde_json::to_value(&bundle.spec).map_err(|e| Error::Other(format!("spec: {e}")))?;
+    let mut env_add = Vec::new();
+    if let Some(sock) = notify {
+        let inside = "/run/notify/notify.sock";
+        let mount = serde_json::json!({
+            "destination": inside, "type": "bind", "source": sock, "options": ["bind", "nosuid", "nodev"]
+        });
+        match v["mounts"].as_array_mut() {
+            Some(m) => m.push(mount),
+            None => v["mounts"] = serde_json::json!([mount]),
+        }
+        env_add.push(format!("NOTIFY_SOCKET={inside}"));
+    }
+    if let Some(n) = listen.filter(|n| *n > 0) {
+        env_add.push(format!("LISTEN_FDS={n}"));
+        env_add.push("LISTEN_PID=1".into());
+        o.preserve_fds += n;
+    }
+    match v["process"]["env"].as_array_mut() {
+        Some(env) => env.extend(env_add.into_iter().map(serde_json::Value::from)),
+        None => v["process"]["env"] = serde_json::json!(env_add),
+    }
+    bundle.spec = serde_json::from_value(v).map_err(|e| Error::Other(format!("spec: {e}")))?;
+    Ok(o)
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {
