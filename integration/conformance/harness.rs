@@ -151,6 +151,17 @@ pub fn run_cmd(
     err_file: &Path,
     timeout: Duration,
 ) -> Result<Out, String> {
+    run_cmd_with_stdin(cmd, None, out_file, err_file, timeout)
+}
+
+/// [`run_cmd`] with stdin read from a file (or /dev/null if None).
+pub fn run_cmd_with_stdin(
+    cmd: &mut Command,
+    stdin_file: Option<&Path>,
+    out_file: &Path,
+    err_file: &Path,
+    timeout: Duration,
+) -> Result<Out, String> {
     // `NAME ARGS...` without the --root pair: short enough for one line.
     let name = Path::new(cmd.get_program())
         .file_name()
@@ -171,9 +182,13 @@ pub fn run_cmd(
         File::create(out_file).map_err(|e| format!("create {}: {e}", out_file.display()))?;
     let stderr =
         File::create(err_file).map_err(|e| format!("create {}: {e}", err_file.display()))?;
+    let stdin = match stdin_file {
+        Some(p) => Stdio::from(File::open(p).map_err(|e| format!("open {}: {e}", p.display()))?),
+        None => Stdio::null(),
+    };
     let start = Instant::now();
     let child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr)
         .spawn()
@@ -272,6 +287,9 @@ pub struct Case<'s> {
     pub name: &'static str,
     pub dir: PathBuf,
     ids: Vec<String>,
+    /// Host directories to rmdir (in this order) after the containers are
+    /// deleted, e.g. the parent cgroups of a nested cgroupsPath.
+    rmdirs: Vec<PathBuf>,
     n: usize,
 }
 
@@ -287,6 +305,7 @@ impl<'s> Case<'s> {
             name,
             dir,
             ids: Vec::new(),
+            rmdirs: Vec::new(),
             n: 0,
         })
     }
@@ -345,6 +364,28 @@ impl<'s> Case<'s> {
             eprintln!("[{}] {out} ({:?})", self.name, out.elapsed);
         }
         Ok(out)
+    }
+
+    /// [`Case::rt`] with stdin read from `stdin` (e.g. `update --resources -`).
+    pub fn rt_stdin(&mut self, args: &[&str], stdin: &Path) -> TResult<Out> {
+        let mut cmd = self.command(args);
+        let n = self.next();
+        let (o, e) = (
+            self.dir.join(format!("cmd{n}.out")),
+            self.dir.join(format!("cmd{n}.err")),
+        );
+        let out = run_cmd_with_stdin(&mut cmd, Some(stdin), &o, &e, TIMEOUT)?;
+        if self.suite.verbose {
+            eprintln!("[{}] {out} ({:?})", self.name, out.elapsed);
+        }
+        Ok(out)
+    }
+
+    /// Removes the (empty) host directory `dir` when the case ends, after
+    /// its containers are deleted: e.g. a parent cgroup the runtime made
+    /// for a nested cgroupsPath. Directories go in the order given.
+    pub fn rmdir_on_drop(&mut self, dir: PathBuf) {
+        self.rmdirs.push(dir);
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -532,6 +573,9 @@ impl Drop for Case<'_> {
                 &self.dir.join("cleanup.err"),
                 TIMEOUT,
             );
+        }
+        for d in std::mem::take(&mut self.rmdirs) {
+            let _ = fs::remove_dir(d);
         }
         // Never let remove_dir_all walk into a mount: detach what is left.
         for target in mounts_under(&self.dir).iter().rev() {

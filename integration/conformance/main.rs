@@ -14,6 +14,7 @@
 //! `skip NAME: why`), then `N passed, N failed, N skipped` (a header and
 //! the time go to stderr); the exit status is 1 if any test failed.
 
+mod cgroups;
 mod config;
 mod devices;
 mod filesystem;
@@ -105,6 +106,7 @@ fn all_tests() -> Vec<Test> {
     t.extend(filesystem::tests());
     t.extend(devices::tests());
     t.extend(kernel::tests());
+    t.extend(cgroups::tests());
     t
 }
 

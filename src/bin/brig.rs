@@ -271,7 +271,7 @@ struct UpdateArgs {
     memory_reservation: Option<String>,
     #[arg(long = "memory-swap", allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    #[arg(long = "cpu-shares")]
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     cpu_shares: Option<u64>,
     #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     cpu_quota: Option<i64>,
