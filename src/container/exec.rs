@@ -106,7 +106,7 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
     };
     // The channel closes on exec; an error before that is the process's last word.
     if let Some(Msg::Error(e)) = entered.channel.recv()? {
-        return Err(Error::Init(e));
+        return Err(Error::Other(e));
     }
     if let Some(p) = &o.pid_file {
         write_pid_file(p, entered.pid)?;

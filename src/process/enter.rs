@@ -100,8 +100,8 @@ pub fn enter(e: &Enter) -> Result<Entered> {
                     pid,
                     channel: parent,
                 }),
-                Ok(Some(Msg::Error(msg))) => fail(Error::Init(msg)),
-                Ok(other) => fail(Error::Init(format!("exec process: unexpected {other:?}"))),
+                Ok(Some(Msg::Error(msg))) => fail(Error::Other(msg)),
+                Ok(other) => fail(Error::Other(format!("exec process: unexpected {other:?}"))),
                 Err(err) => fail(err),
             }
         }
