@@ -31,17 +31,6 @@ fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
     panic!("no {controller} cgroup for {pid}:\n{text}");
 }
 
-fn sleeper(name: &str, edit: impl FnOnce(&mut Value)) -> Container {
-    let c = Container::new(name);
-    c.edit(|cfg| {
-        set_args(cfg, &["sleep", "60"]);
-        edit(cfg);
-    });
-    c.create();
-    c.start();
-    c
-}
-
 fn memsw_supported() -> bool {
     std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
 }
@@ -90,7 +79,7 @@ fn memory_limit_oom_kills_and_events_report_it() {
 
 #[test]
 fn pids_limit_stops_a_fork_bomb() {
-    let c = sleeper("cg_pids", |cfg| {
+    let c = Container::running("cg_pids", |cfg| {
         cfg["linux"]["resources"]["pids"] = json!({"limit": 8});
         // The loop runs in a subshell: a failed fork may end it, not init,
         // which then execs (no fork needed) into its last sleep.
@@ -151,7 +140,7 @@ fn a_denied_device_cannot_be_opened() {
 
 #[test]
 fn update_changes_live_limits() {
-    let c = sleeper("cg_update", |cfg| {
+    let c = Container::running("cg_update", |cfg| {
         cfg["linux"]["resources"]["pids"] = json!({"limit": 100});
     });
     let pids_dir = cgroup_dir(c.pid(), "pids");
@@ -189,7 +178,7 @@ fn update_changes_live_limits() {
 
 #[test]
 fn bad_update_values_are_refused_and_change_nothing() {
-    let c = sleeper("cg_bad_update", |cfg| {
+    let c = Container::running("cg_bad_update", |cfg| {
         cfg["linux"]["resources"]["pids"] = json!({"limit": 100});
     });
     let pids_dir = cgroup_dir(c.pid(), "pids");
@@ -209,7 +198,7 @@ fn bad_update_values_are_refused_and_change_nothing() {
 
 #[test]
 fn pause_freezes_and_resume_thaws() {
-    let c = sleeper("cg_pause", |cfg| {
+    let c = Container::running("cg_pause", |cfg| {
         writable_root(cfg);
         set_sh(
             cfg,
@@ -230,7 +219,7 @@ fn pause_freezes_and_resume_thaws() {
 
 #[test]
 fn ps_lists_exactly_the_containers_processes() {
-    let c = sleeper("cg_ps", |cfg| {
+    let c = Container::running("cg_ps", |cfg| {
         set_sh(cfg, "sleep 60 & sleep 60 & wait");
     });
     let dir = cgroup_dir(c.pid(), "pids");
@@ -252,7 +241,7 @@ fn ps_lists_exactly_the_containers_processes() {
 
 #[test]
 fn kill_all_reaches_every_process() {
-    let c = sleeper("cg_kill_all", |cfg| {
+    let c = Container::running("cg_kill_all", |cfg| {
         // pid 1 ignores TERM by default; its children do not.
         set_sh(cfg, "trap '' TERM; sleep 60 & sleep 60 & wait; sleep 60");
     });

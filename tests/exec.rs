@@ -6,20 +6,9 @@ use common::*;
 use serde_json::json;
 use std::fs;
 
-fn running(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Container {
-    let c = Container::new(name);
-    c.edit(|cfg| {
-        set_args(cfg, &["sleep", "60"]);
-        edit(cfg);
-    });
-    c.create();
-    c.start();
-    c
-}
-
 #[test]
 fn exec_runs_in_the_containers_namespaces_and_cgroup() {
-    let c = running("exec_ns", |_| {});
+    let c = Container::running("exec_ns", |_| {});
     let pid = c.pid();
     let out = c.cmd(&[
         "exec",
@@ -48,7 +37,7 @@ fn exec_runs_in_the_containers_namespaces_and_cgroup() {
 
 #[test]
 fn exec_returns_the_exit_code_and_output() {
-    let c = running("exec_code", |_| {});
+    let c = Container::running("exec_code", |_| {});
     let out = c.cmd(&["exec", &c.id, "sh", "-c", "echo out; exit 7"]);
     assert_eq!(out.code, Some(7), "{out}");
     assert_eq!(out.stdout, "out\n");
@@ -56,7 +45,7 @@ fn exec_returns_the_exit_code_and_output() {
 
 #[test]
 fn exec_inline_flags_set_env_cwd_and_user() {
-    let c = running("exec_flags", |_| {});
+    let c = Container::running("exec_flags", |_| {});
     let out = c.cmd(&[
         "exec",
         "-e",
@@ -75,7 +64,7 @@ fn exec_inline_flags_set_env_cwd_and_user() {
 
 #[test]
 fn exec_process_json_and_detach_with_pid_file() {
-    let c = running("exec_json", writable_root);
+    let c = Container::running("exec_json", writable_root);
     let process = json!({
         "terminal": false,
         "user": {"uid": 0, "gid": 0},
@@ -115,7 +104,7 @@ fn exec_process_json_and_detach_with_pid_file() {
 
 #[test]
 fn exec_gets_the_containers_seccomp_profile() {
-    let c = running("exec_seccomp", |cfg| {
+    let c = Container::running("exec_seccomp", |cfg| {
         cfg["linux"]["seccomp"] = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
@@ -142,7 +131,7 @@ fn exec_into_a_stopped_or_unknown_container_fails() {
 
 #[test]
 fn exec_bad_input_leaves_the_container_alone() {
-    let c = running("exec_bad", |_| {});
+    let c = Container::running("exec_bad", |_| {});
     let bad = c.dir.join("bad.json");
     fs::write(&bad, "{\"args\": ").expect("write bad json");
     let out = c.cmd(&["exec", "--process", p(&bad), &c.id]);

@@ -16,7 +16,7 @@ mod v1;
 mod v2;
 pub mod validate;
 
-pub use layout::{Layout, Mode};
+pub use layout::{controllers_of, Layout, Mode};
 pub use path::resolve;
 
 use crate::error::Result;

@@ -393,16 +393,8 @@ mod cgroup {
         controllers(super_options).join(",")
     }
 
-    fn controllers(super_options: &str) -> Vec<&str> {
-        super_options
-            .split(',')
-            .filter(|o| {
-                !matches!(
-                    *o,
-                    "rw" | "ro" | "noprefix" | "clone_children" | "xattr" | "cpuset_v2_mode"
-                ) && (!o.contains('=') || o.starts_with("name="))
-            })
-            .collect()
+    fn controllers(super_options: &str) -> Vec<String> {
+        crate::cgroups::controllers_of(super_options)
     }
 
     /// Our cgroup in hierarchy `h`, from /proc/self/cgroup.
@@ -412,7 +404,11 @@ mod cgroup {
         own.lines().find_map(|l| {
             let mut f = l.splitn(3, ':');
             let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            let mut have: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
+            let mut have: Vec<String> = ctrls
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect();
             have.sort_unstable();
             let matches = if h.fs_type == "cgroup2" {
                 ctrls.is_empty()

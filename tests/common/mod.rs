@@ -342,6 +342,19 @@ impl Container {
         cmd
     }
 
+    /// A created and started container running `sleep 60`, after `edit`.
+    #[track_caller]
+    pub fn running(name: &str, edit: impl FnOnce(&mut Value)) -> Self {
+        let c = Container::new(name);
+        c.edit(|cfg| {
+            set_args(cfg, &["sleep", "60"]);
+            edit(cfg);
+        });
+        c.create();
+        c.start();
+        c
+    }
+
     /// `RUNTIME --root ROOT ARGS...`, run in the test's temp dir.
     pub fn cmd(&self, args: &[&str]) -> Output {
         exec(&mut self.command(args))
