@@ -2,6 +2,9 @@
 //! hybrid host, also joins the cgroup2 tree) and a v2 one. The layout is
 //! read from /proc/self/mountinfo, never assumed.
 //!
+//! As in runc, a zero in linux.resources means "not set" (Docker sends
+//! zeros for everything it does not limit); [`set`](Cgroup::set) skips them.
+//!
 //! The systemd driver (`--systemd-cgroup`, `slice:prefix:name` paths) would
 //! be a third implementation of the same trait, talking to systemd over
 //! D-Bus; it does not exist yet and asking for it is an error.
@@ -45,6 +48,8 @@ pub trait Cgroup {
     fn oom_kills(&self) -> u64;
     /// Removes every directory; processes must be gone.
     fn destroy(&self) -> Result<()>;
+    /// The container's cgroup, relative to each hierarchy's root.
+    fn path(&self) -> &Path;
     /// The cgroup2 directory, for CLONE_INTO_CGROUP (v2 only).
     fn clone_into(&self) -> Option<OwnedFd>;
 }

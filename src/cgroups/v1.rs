@@ -84,13 +84,13 @@ impl V1 {
                 }
             }
         }
-        if let Some(res) = m.reservation() {
+        if let Some(res) = m.reservation().filter(|v| *v != 0) {
             write(&dir, "memory.soft_limit_in_bytes", &limit(res, "-1"))?;
         }
         // memory+swap may never be below memory: the order of the two writes
         // depends on whether the limits grow or shrink.
-        let mem = m.limit().map(|l| limit(l, "-1"));
-        let swap = m.swap().map(|s| limit(s, "-1"));
+        let mem = m.limit().filter(|v| *v != 0).map(|l| limit(l, "-1"));
+        let swap = m.swap().filter(|v| *v != 0).map(|s| limit(s, "-1"));
         match (mem, swap) {
             (Some(mem), Some(swap)) => {
                 let first = write(&dir, "memory.limit_in_bytes", &mem)
@@ -129,22 +129,22 @@ impl V1 {
             || c.idle().is_some()
         {
             let dir = self.dir("cpu")?;
-            if let Some(s) = c.shares() {
+            if let Some(s) = c.shares().filter(|v| *v != 0) {
                 write(&dir, "cpu.shares", &s.to_string())?;
             }
-            if let Some(p) = c.period() {
+            if let Some(p) = c.period().filter(|v| *v != 0) {
                 write(&dir, "cpu.cfs_period_us", &p.to_string())?;
             }
-            if let Some(q) = c.quota() {
+            if let Some(q) = c.quota().filter(|v| *v != 0) {
                 write(&dir, "cpu.cfs_quota_us", &limit(q, "-1"))?;
             }
             if let Some(b) = c.burst() {
                 write(&dir, "cpu.cfs_burst_us", &b.to_string())?;
             }
-            if let Some(p) = c.realtime_period() {
+            if let Some(p) = c.realtime_period().filter(|v| *v != 0) {
                 write(&dir, "cpu.rt_period_us", &p.to_string())?;
             }
-            if let Some(rt) = c.realtime_runtime() {
+            if let Some(rt) = c.realtime_runtime().filter(|v| *v != 0) {
                 write(&dir, "cpu.rt_runtime_us", &rt.to_string())?;
             }
             if let Some(i) = c.idle() {
@@ -153,10 +153,10 @@ impl V1 {
         }
         if c.cpus().is_some() || c.mems().is_some() {
             let dir = self.dir("cpuset")?;
-            if let Some(cpus) = c.cpus() {
+            if let Some(cpus) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
                 write(&dir, "cpuset.cpus", cpus)?;
             }
-            if let Some(mems) = c.mems() {
+            if let Some(mems) = c.mems().as_ref().filter(|v| !v.is_empty()) {
                 write(&dir, "cpuset.mems", mems)?;
             }
         }
@@ -174,14 +174,14 @@ impl V1 {
                 bfq
             }
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = b.weight().filter(|w| *w != 0) {
             write(
                 &dir,
                 weight_file("blkio.weight", "blkio.bfq.weight"),
                 &w.to_string(),
             )?;
         }
-        if let Some(w) = b.leaf_weight() {
+        if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
             write(&dir, "blkio.leaf_weight", &w.to_string())?;
         }
         for d in b.weight_device().iter().flatten() {
@@ -227,7 +227,7 @@ impl V1 {
     }
 
     fn set_misc(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(p) = r.pids() {
+        if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
             write(&self.dir("pids")?, "pids.max", &pids_max(p.limit()))?;
         }
         for h in r.hugepage_limits().iter().flatten() {
@@ -382,6 +382,10 @@ impl Cgroup for V1 {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    fn path(&self) -> &Path {
+        &self.rel
     }
 
     fn clone_into(&self) -> Option<OwnedFd> {

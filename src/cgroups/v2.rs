@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub struct V2 {
     root: PathBuf,
+    rel: PathBuf,
     dir: PathBuf,
 }
 
@@ -50,6 +51,7 @@ impl V2 {
         let root = layout.v2.unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
         V2 {
             dir: root.join(rel),
+            rel: rel.to_path_buf(),
             root,
         }
     }
@@ -96,14 +98,14 @@ impl V2 {
                 }
             }
         }
-        if let Some(s) = m.swap() {
+        if let Some(s) = m.swap().filter(|v| *v != 0) {
             let v = swap_max(m.limit(), s).map_err(Error::Other)?;
             write(d, "memory.swap.max", &v)?;
         }
-        if let Some(l) = m.limit() {
+        if let Some(l) = m.limit().filter(|v| *v != 0) {
             write(d, "memory.max", &limit(l, "max"))?;
         }
-        if let Some(res) = m.reservation() {
+        if let Some(res) = m.reservation().filter(|v| *v != 0) {
             write(d, "memory.low", &limit(res, "0"))?;
         }
         if m.swappiness().is_some() {
@@ -121,9 +123,12 @@ impl V2 {
         if let Some(s) = c.shares().filter(|s| *s > 0) {
             write(d, "cpu.weight", &shares_to_weight(s).to_string())?;
         }
-        if c.quota().is_some() || c.period().is_some() {
-            let quota = c.quota().map_or("max".to_string(), |q| limit(q, "max"));
-            let period = c.period().unwrap_or(100_000);
+        if c.quota().is_some_and(|q| q != 0) || c.period().is_some_and(|p| p != 0) {
+            let quota = c
+                .quota()
+                .filter(|q| *q != 0)
+                .map_or("max".to_string(), |q| limit(q, "max"));
+            let period = c.period().filter(|p| *p != 0).unwrap_or(100_000);
             write(d, "cpu.max", &format!("{quota} {period}"))?;
         }
         if let Some(b) = c.burst() {
@@ -132,13 +137,15 @@ impl V2 {
         if let Some(i) = c.idle() {
             write(d, "cpu.idle", &i.to_string())?;
         }
-        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+        if c.realtime_runtime().is_some_and(|v| v != 0)
+            || c.realtime_period().is_some_and(|v| v != 0)
+        {
             return Err(Self::unsupported("cpu.realtimeRuntime/realtimePeriod"));
         }
-        if let Some(cpus) = c.cpus() {
+        if let Some(cpus) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
             write(d, "cpuset.cpus", cpus)?;
         }
-        if let Some(mems) = c.mems() {
+        if let Some(mems) = c.mems().as_ref().filter(|v| !v.is_empty()) {
             write(d, "cpuset.mems", mems)?;
         }
         Ok(())
@@ -152,14 +159,14 @@ impl V2 {
         } else {
             "io.weight"
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = b.weight().filter(|w| *w != 0) {
             write(
                 d,
                 weight_file,
                 &format!("default {}", blkio_to_io_weight(w)),
             )?;
         }
-        if b.leaf_weight().is_some() {
+        if b.leaf_weight().is_some_and(|w| w != 0) {
             return Err(Self::unsupported("blockIO.leafWeight"));
         }
         for dev in b.weight_device().iter().flatten() {
@@ -187,7 +194,7 @@ impl V2 {
 
     fn set_misc(&self, r: &LinuxResources) -> Result<()> {
         let d = &self.dir;
-        if let Some(p) = r.pids() {
+        if let Some(p) = r.pids().as_ref().filter(|p| p.limit() != 0) {
             write(d, "pids.max", &pids_max(p.limit()))?;
         }
         for h in r.hugepage_limits().iter().flatten() {
@@ -273,6 +280,10 @@ impl Cgroup for V2 {
 
     fn destroy(&self) -> Result<()> {
         fs::remove(&self.dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.rel
     }
 
     fn clone_into(&self) -> Option<OwnedFd> {

@@ -51,7 +51,10 @@ pub fn resources(r: &LinuxResources) -> Result<(), String> {
         if let Some(q) = c.quota() {
             at_least("cpu.quota", q, -1)?;
         }
-        if let Some(p) = c.period().filter(|p| !(1000..=1_000_000).contains(p)) {
+        if let Some(p) = c
+            .period()
+            .filter(|p| *p != 0 && !(1000..=1_000_000).contains(p))
+        {
             return Err(format!(
                 "linux.resources.cpu.period {p} is outside 1000..1000000 microseconds"
             ));
@@ -79,7 +82,7 @@ pub fn resources(r: &LinuxResources) -> Result<(), String> {
                 .flat_map(|d| d.weight().into_iter().chain(d.leaf_weight())),
         );
         for w in weights {
-            if !(10..=1000).contains(&w) {
+            if w != 0 && !(10..=1000).contains(&w) {
                 return Err(format!(
                     "linux.resources.blockIO weight {w} is outside 10..1000"
                 ));

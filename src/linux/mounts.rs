@@ -121,6 +121,9 @@ pub struct Mounter<'a> {
     pub cgroupns: bool,
     /// The host's mount table as init saw it before mounting anything.
     pub host_mounts: &'a [mountinfo::MountInfo],
+    /// The container's cgroup (relative to each hierarchy root), when brig
+    /// manages it: init may not have been moved there yet when it mounts.
+    pub cgroup_path: Option<&'a Path>,
     /// linux.mountLabel: the SELinux context of the filesystems init mounts.
     pub mount_label: Option<&'a str>,
 }
@@ -294,7 +297,10 @@ impl Mounter<'_> {
             )
             .map_err(|e| Self::err(m, e));
         }
-        let rel = cgroup::own_path(own, h).unwrap_or_default();
+        let rel = match self.cgroup_path {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => cgroup::own_path(own, h).unwrap_or_default(),
+        };
         let src = h.mount_point.join(rel.trim_start_matches('/'));
         mount(
             Some(&src),

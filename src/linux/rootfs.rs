@@ -18,6 +18,7 @@ pub struct Rootfs<'a> {
     pub bundle: &'a Path,
     pub in_userns: bool,
     pub cgroupns: bool,
+    pub cgroup_path: Option<&'a Path>,
 }
 
 impl Rootfs<'_> {
@@ -65,6 +66,7 @@ impl Rootfs<'_> {
             in_userns: self.in_userns,
             cgroupns: self.cgroupns,
             host_mounts: &host_mounts,
+            cgroup_path: self.cgroup_path,
             mount_label: linux.and_then(|l| l.mount_label().as_deref()),
         };
         let spec_mounts = self.spec.mounts().as_deref().unwrap_or(&[]);

@@ -257,6 +257,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
         bundle: &l.bundle.dir,
         in_userns,
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
+        cgroup_path: l.cgroup.map(|c| c.path()),
     }
     .prepare()?;
     logging::step("init: rootfs prepared");
