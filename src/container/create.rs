@@ -180,9 +180,15 @@ fn finish(
 fn pass_systemd_env(bundle: &mut Bundle, o: &Options) -> Result<Options> {
     let mut o = o.clone();
     let notify = std::env::var_os("NOTIFY_SOCKET").map(PathBuf::from);
+    // systemd's rule: the fds are ours only if LISTEN_PID names us.
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
     let listen: Option<i32> = std::env::var("LISTEN_FDS")
         .ok()
-        .and_then(|v| v.parse().ok());
+        .and_then(|v| v.parse().ok())
+        .filter(|_| for_us);
     if notify.is_none() && listen.is_none() {
         return Ok(o);
     }
