@@ -243,3 +243,50 @@ fn non_namespaced_sysctl_is_rejected() {
         "kernel.panic",
     );
 }
+
+/// A `create` killed halfway (here while a createRuntime hook runs) takes
+/// its init with it; `list` never calls the container created, and
+/// `delete --force` leaves nothing.
+#[test]
+fn killed_create_leaves_nothing_after_delete_force() {
+    if is_runc() {
+        // runc 1.1 records nothing until create finishes: a create killed in
+        // a hook leaves cgroups that `delete --force` cannot find. Not run
+        // for runc, so the suite does not leak them onto the host.
+        eprintln!("NOTE: runc leaks the cgroups of a killed create; only checked for brig");
+        return;
+    }
+    let c = Container::new("killed_create");
+    let marker = c.host_dir("m").join("hook-ran");
+    c.edit(|cfg| {
+        cfg["hooks"]["createRuntime"] = serde_json::json!([{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("touch {}; exec sleep 30", p(&marker))]
+        }]);
+    });
+    let bundle = c.bundle.to_string_lossy().into_owned();
+    let mut create = c
+        .command(&["create", "--bundle", &bundle, &c.id])
+        .spawn()
+        .expect("spawn create");
+    wait_for("the hook to run", || marker.exists());
+    create.kill().expect("kill create");
+    let _ = create.wait();
+    // The init waited for its parent; with the parent gone it must go too.
+    let procs = std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/{}/cgroup.procs", c.id));
+    if procs.exists() {
+        wait_for("the orphaned init to exit", || {
+            fs::read_to_string(&procs).is_ok_and(|p| p.trim().is_empty())
+        });
+    }
+    let status = c.cmd(&["state", &c.id]);
+    if status.success() {
+        let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("state json");
+        assert_ne!(
+            v["status"], "created",
+            "a half-made container is listed as created"
+        );
+    }
+    c.cmd(&["delete", "--force", &c.id]);
+    c.assert_gone(None);
+}

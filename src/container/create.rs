@@ -6,6 +6,7 @@ use crate::cgroups;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, Point};
 use crate::linux::procfs;
+use crate::process::sync::Msg;
 use crate::process::{self, fifo, Launch, Spawned, Wait};
 use crate::spec::Bundle;
 use std::os::fd::OwnedFd;
@@ -168,6 +169,17 @@ fn finish(
     c.save()?;
     if let Some(p) = &o.pid_file {
         write_pid_file(p, init.pid)?;
+    }
+    if mode == Mode::Create {
+        init.channel.send(&Msg::Saved)?;
+        match init.channel.recv()? {
+            Some(Msg::Saved) => {}
+            other => {
+                return Err(crate::Error::Init(format!(
+                    "init did not acknowledge its state: {other:?}"
+                )))
+            }
+        }
     }
     Ok(init)
 }

@@ -235,6 +235,13 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
         .as_ref()
         .ok_or_else(|| Error::Other("process is required".into()))?;
     logging::step("init: cloned");
+    // Until the parent has recorded our pid, its death must be ours: else a
+    // killed `create` would leave an init nobody knows about. (Not with the
+    // extra fork: our parent then is the intermediate, which exits at once.)
+    let guarded = !needs_extra_fork(plan);
+    if guarded {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).sys(|| "PR_SET_PDEATHSIG".into())?;
+    }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     reset_signals();
     enter_namespaces(plan, ch)?;
@@ -291,14 +298,34 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
             &state.unwrap_or_default(),
         )
     };
+    let released = || -> Result<()> {
+        if guarded {
+            nix::sys::prctl::set_pdeathsig(None).sys(|| "PR_SET_PDEATHSIG".into())?;
+        }
+        Ok(())
+    };
     match fifo {
-        Some(f) => f.wait(|| {
-            let r = start_hooks();
-            progress.told_start.set(r.is_err());
-            r
-        })?,
+        Some(f) => {
+            match ch.recv()? {
+                Some(Msg::Saved) => {
+                    released()?;
+                    // The parent waits for this before it exits, or its exit
+                    // could still deliver the death signal.
+                    ch.send(&Msg::Saved)?;
+                }
+                other => return Err(Error::Init(format!("waiting for the state, got {other:?}"))),
+            }
+            f.wait(|| {
+                let r = start_hooks();
+                progress.told_start.set(r.is_err());
+                r
+            })?
+        }
         None => match ch.recv()? {
-            Some(Msg::Start) => start_hooks()?,
+            Some(Msg::Start) => {
+                released()?;
+                start_hooks()?
+            }
             other => return Err(Error::Init(format!("waiting for start, got {other:?}"))),
         },
     }

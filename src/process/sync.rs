@@ -23,6 +23,9 @@ pub enum Msg {
     HooksDone(String),
     /// parent -> init: you are in the container's cgroup now.
     Joined,
+    /// parent -> init: your pid is recorded; you may outlive me (and init's
+    /// answer: I no longer die with you).
+    Saved,
 }
 
 const MAX: usize = 64 * 1024;
@@ -39,6 +42,7 @@ impl Msg {
             Msg::Hooks => (7, vec![]),
             Msg::HooksDone(s) => (8, s.as_bytes()[..s.len().min(MAX - 1)].to_vec()),
             Msg::Joined => (9, vec![]),
+            Msg::Saved => (10, vec![]),
         };
         let mut v = Vec::with_capacity(body.len() + 1);
         v.push(tag);
@@ -58,6 +62,7 @@ impl Msg {
             7 => Msg::Hooks,
             8 => Msg::HooksDone(String::from_utf8_lossy(body).into_owned()),
             9 => Msg::Joined,
+            10 => Msg::Saved,
             _ => return None,
         })
     }
@@ -127,6 +132,7 @@ mod tests {
             Msg::Error("boom: /x".into()),
             Msg::Hooks,
             Msg::Joined,
+            Msg::Saved,
             Msg::HooksDone("{\"id\":\"x\"}".into()),
         ] {
             a.send(&m).unwrap();
