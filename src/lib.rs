@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod container;
 pub mod error;
 pub mod hooks;
+pub mod image;
 pub mod linux;
 pub mod logging;
 pub mod process;

@@ -172,6 +172,12 @@ impl Layout {
             path: path.clone(),
             msg: format!("invalid index: {e}"),
         })?;
+        if let Some(mt) = index.media_type.as_deref().filter(|m| *m != OCI_INDEX) {
+            return Err(Error::Config {
+                path,
+                msg: format!("media type \"{mt}\" is not an image index"),
+            });
+        }
         let chosen = match tag {
             Some(tag) => {
                 let hits: Vec<&Descriptor> = index
@@ -189,8 +195,7 @@ impl Layout {
                     [one] => (*one).clone(),
                     [] => {
                         return Err(Error::Other(format!(
-                            "{}: no image named \"{tag}\" in index.json",
-                            self.dir.display()
+                            "no image named \"{tag}\" in index.json"
                         )))
                     }
                     [first, ..] => {
@@ -199,8 +204,7 @@ impl Layout {
                             (*first).clone()
                         } else {
                             return Err(Error::Other(format!(
-                                "{}: \"{tag}\" names {} different images",
-                                self.dir.display(),
+                                "\"{tag}\" names {} different images",
                                 hits.len()
                             )));
                         }
@@ -209,27 +213,20 @@ impl Layout {
             }
             None => match index.manifests.as_slice() {
                 [one] => one.clone(),
-                [] => {
-                    return Err(Error::Other(format!(
-                        "{}: index.json lists no images",
-                        self.dir.display()
-                    )))
-                }
+                [] => return Err(Error::Other("index.json lists no images".into())),
                 many => {
                     let names: Vec<&str> = many
                         .iter()
                         .filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str))
                         .collect();
                     return Err(Error::Other(format!(
-                        "{}: {} images in index.json, name one with :TAG (have: {})",
-                        self.dir.display(),
+                        "{} images in index.json, name one with :TAG (have: {})",
                         many.len(),
                         names.join(", ")
                     )));
                 }
             },
         };
-        let _ = index.media_type;
         self.manifest_of(chosen, 0)
     }
 

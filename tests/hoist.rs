@@ -1,0 +1,659 @@
+//! hoist unpack: OCI layouts built here, layer by layer, unpacked into
+//! bundles; hostile layers that try to write outside the rootfs; and an
+//! end-to-end run of an unpacked busybox image with brig. Needs root.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tar::{EntryType, Header};
+
+fn hoist() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+}
+
+/// A fresh directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "hoist-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+/// One tar entry, written with raw names so hostile paths get through.
+enum E<'a> {
+    Dir(&'a str, u32),
+    File(&'a str, &'a [u8], u32),
+    Owned(&'a str, u32, u32),
+    Link(&'a str, &'a str),
+    Sym(&'a str, &'a str),
+    Fifo(&'a str),
+    Char(&'a str, u32, u32),
+    Pax(Vec<(&'a str, &'a [u8])>),
+}
+
+fn raw_header(kind: EntryType, path: &str, link: &str, mode: u32, size: u64) -> Header {
+    let mut h = Header::new_ustar();
+    h.set_entry_type(kind);
+    {
+        let old = h.as_old_mut();
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    }
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1000);
+    h.set_size(size);
+    h.set_cksum();
+    h
+}
+
+fn layer_tar(entries: &[E]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let (h, data): (Header, Vec<u8>) = match e {
+            E::Dir(p, m) => (raw_header(EntryType::Directory, p, "", *m, 0), vec![]),
+            E::File(p, d, m) => (
+                raw_header(EntryType::Regular, p, "", *m, d.len() as u64),
+                d.to_vec(),
+            ),
+            E::Owned(p, uid, gid) => {
+                let mut h = raw_header(EntryType::Regular, p, "", 0o640, 0);
+                h.set_uid(*uid as u64);
+                h.set_gid(*gid as u64);
+                h.set_cksum();
+                (h, vec![])
+            }
+            E::Link(p, t) => (raw_header(EntryType::Link, p, t, 0o644, 0), vec![]),
+            E::Sym(p, t) => (raw_header(EntryType::Symlink, p, t, 0o777, 0), vec![]),
+            E::Fifo(p) => (raw_header(EntryType::Fifo, p, "", 0o600, 0), vec![]),
+            E::Char(p, maj, min) => {
+                let mut h = raw_header(EntryType::Char, p, "", 0o666, 0);
+                h.set_device_major(*maj).expect("major");
+                h.set_device_minor(*min).expect("minor");
+                h.set_cksum();
+                (h, vec![])
+            }
+            E::Pax(recs) => {
+                let mut data = Vec::new();
+                for (k, v) in recs {
+                    let body = k.len() + v.len() + 3; // ' ', '=', '\n'
+                    let mut len = body + 1;
+                    while len != body + len.to_string().len() {
+                        len = body + len.to_string().len();
+                    }
+                    data.extend_from_slice(format!("{len} {k}=").as_bytes());
+                    data.extend_from_slice(v);
+                    data.push(b'\n');
+                }
+                let h = raw_header(
+                    EntryType::XHeader,
+                    "PaxHeader",
+                    "",
+                    0o644,
+                    data.len() as u64,
+                );
+                (h, data)
+            }
+        };
+        b.append(&h, data.as_slice()).expect("append entry");
+    }
+    b.into_inner().expect("finish tar")
+}
+
+#[derive(Clone, Copy)]
+enum Comp {
+    None,
+    Gzip,
+    Zstd,
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+/// Writes an OCI layout at `dir` with the given layers and image config,
+/// tagged "v1"; returns the layer descriptors' digests.
+fn write_layout(dir: &Path, layers: &[(Vec<u8>, Comp)], config: Value) -> Vec<String> {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).expect("mkdir blobs");
+    let put = |b: &[u8]| -> (String, u64) {
+        let d = sha(b);
+        fs::write(blobs.join(&d[7..]), b).expect("write blob");
+        (d, b.len() as u64)
+    };
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (tar, c) in layers {
+        diff_ids.push(sha(tar));
+        let (bytes, mt) = match c {
+            Comp::None => (tar.clone(), "application/vnd.oci.image.layer.v1.tar"),
+            Comp::Gzip => {
+                use std::io::Write;
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(tar).expect("gzip");
+                (
+                    e.finish().expect("gzip"),
+                    "application/vnd.oci.image.layer.v1.tar+gzip",
+                )
+            }
+            Comp::Zstd => (
+                zstd::encode_all(tar.as_slice(), 3).expect("zstd"),
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+        };
+        let (d, s) = put(&bytes);
+        descs.push(json!({"mediaType": mt, "digest": d, "size": s}));
+    }
+    let mut config = config;
+    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+    config["os"] = json!("linux");
+    config["architecture"] = json!("amd64");
+    let (cd, cs) = put(config.to_string().as_bytes());
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": descs,
+    });
+    let (md, ms) = put(manifest.to_string().as_bytes());
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": "v1"}
+        }]
+    });
+    fs::write(dir.join("index.json"), index.to_string()).expect("index.json");
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    descs
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn unpack(source: &str, bundle: &Path, extra: &[&str]) -> Run {
+    let out = hoist()
+        .arg("unpack")
+        .args(extra)
+        .arg(source)
+        .arg(bundle)
+        .output()
+        .expect("run hoist");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Names in `dir` other than `keep`: leftovers of a failed unpack.
+fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .expect("read scratch dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the length passed.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| {
+        buf.truncate(r as usize);
+        buf
+    })
+}
+
+#[test]
+fn layers_apply_in_order_with_whiteouts_links_and_metadata() {
+    let dir = scratch("layers");
+    let layout = dir.join("layout");
+    let l1 = layer_tar(&[
+        E::Dir("etc", 0o755),
+        E::File(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            0o644,
+        ),
+        E::File(
+            "etc/group",
+            b"root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+            0o644,
+        ),
+        E::Dir("data", 0o755),
+        E::File("data/keep", b"kept", 0o644),
+        E::File("data/gone", b"gone", 0o644),
+        E::Dir("opq", 0o755),
+        E::File("opq/old", b"old", 0o644),
+        E::Dir("opq/sub", 0o755),
+        E::File("opq/sub/old", b"old", 0o644),
+        E::File("bin/tool", b"#!/bin/sh\n", 0o755),
+        E::File("replaced", b"a file", 0o644),
+    ]);
+    let l2 = layer_tar(&[
+        E::File("data/.wh.gone", b"", 0o644),
+        E::Dir("opq", 0o750),
+        E::File("opq/.wh..wh..opq", b"", 0o644),
+        E::File("opq/new", b"new", 0o644),
+        E::Link("data/hard", "data/keep"),
+        E::Sym("data/sym", "keep"),
+        E::File("usr/bin/su", b"su", 0o4755),
+        E::Owned("home/app/owned", 1000, 1000),
+        E::Fifo("run/fifo"),
+        E::Char("dev/null2", 1, 3),
+        E::Pax(vec![("SCHILY.xattr.user.hoist", b"yes")]),
+        E::File("data/xattr", b"x", 0o600),
+        E::Dir("replaced", 0o700),
+    ]);
+    let l3 = layer_tar(&[E::File("data/third", b"3", 0o644)]);
+    write_layout(
+        &layout,
+        &[(l1, Comp::Gzip), (l2, Comp::Zstd), (l3, Comp::None)],
+        json!({"config": {
+            "Entrypoint": ["/bin/tool"], "Cmd": ["--flag"],
+            "Env": ["FOO=bar"], "WorkingDir": "/data", "User": "app",
+            "Labels": {"com.example.a": "b"}, "StopSignal": "SIGINT",
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}}
+        }}),
+    );
+    let bundle = dir.join("bundle");
+    let r = unpack(&format!("oci:{}:v1", layout.display()), &bundle, &[]);
+    assert!(r.ok, "unpack failed: {}", r.stderr);
+    assert_eq!(leftovers(&dir, &["layout", "bundle"]), Vec::<String>::new());
+    let root = bundle.join("rootfs");
+
+    assert_eq!(fs::read(root.join("data/keep")).unwrap(), b"kept");
+    assert!(!root.join("data/gone").exists(), "whiteout ignored");
+    assert!(
+        !root.join("data/.wh.gone").exists(),
+        "whiteout marker written"
+    );
+    assert!(root.join("opq/new").exists());
+    assert!(!root.join("opq/old").exists(), "opaque dir kept opq/old");
+    assert!(!root.join("opq/sub").exists(), "opaque dir kept opq/sub");
+    assert!(!root.join("opq/.wh..wh..opq").exists());
+    assert_eq!(
+        fs::metadata(root.join("opq")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    let keep = fs::metadata(root.join("data/keep")).unwrap();
+    let hard = fs::metadata(root.join("data/hard")).unwrap();
+    assert_eq!(keep.ino(), hard.ino(), "hard link across layers");
+    assert_eq!(keep.nlink(), 2);
+    assert_eq!(
+        fs::read_link(root.join("data/sym")).unwrap(),
+        Path::new("keep")
+    );
+    let su = fs::metadata(root.join("usr/bin/su")).unwrap();
+    assert_eq!(su.mode() & 0o7777, 0o4755, "setuid kept");
+    let owned = fs::metadata(root.join("home/app/owned")).unwrap();
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o777),
+        (1000, 1000, 0o640)
+    );
+    assert!(fs::symlink_metadata(root.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let null2 = fs::symlink_metadata(root.join("dev/null2")).unwrap();
+    assert!(null2.file_type().is_char_device());
+    assert_eq!(null2.rdev(), libc::makedev(1, 3));
+    assert_eq!(keep.mtime(), 1000);
+    assert_eq!(fs::metadata(root.join("data")).unwrap().mtime(), 1000);
+    assert_eq!(
+        lgetxattr(&root.join("data/xattr"), "user.hoist").as_deref(),
+        Some(&b"yes"[..])
+    );
+    assert!(root.join("replaced").is_dir(), "file replaced by a dir");
+    assert_eq!(fs::read(root.join("data/third")).unwrap(), b"3");
+    assert_eq!(fs::metadata(&root).unwrap().mode() & 0o777, 0o755);
+
+    let cfg: Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
+    let p = &cfg["process"];
+    assert_eq!(p["args"], json!(["/bin/tool", "--flag"]));
+    assert_eq!(p["terminal"], json!(false));
+    assert_eq!(p["cwd"], json!("/data"));
+    assert_eq!(
+        p["user"],
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [2000]})
+    );
+    let env = p["env"].as_array().unwrap();
+    assert!(env.contains(&json!("FOO=bar")));
+    assert!(env.iter().any(|e| e.as_str().unwrap().starts_with("PATH=")));
+    let a = &cfg["annotations"];
+    assert_eq!(a["com.example.a"], json!("b"));
+    assert_eq!(a["org.opencontainers.image.stopSignal"], json!("SIGINT"));
+    assert_eq!(
+        a["org.opencontainers.image.exposedPorts"],
+        json!("53/udp,80/tcp")
+    );
+    assert_eq!(cfg["root"]["path"], json!("rootfs"));
+
+    // Overrides, and an unknown tag.
+    let b2 = dir.join("b2");
+    let r = unpack(
+        &format!("oci:{}", layout.display()),
+        &b2,
+        &["--args", "sh", "--args", "-c", "--env", "FOO=baz"],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let cfg: Value =
+        serde_json::from_str(&fs::read_to_string(b2.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["process"]["args"], json!(["sh", "-c"]));
+    assert!(cfg["process"]["env"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("FOO=baz")));
+    let r = unpack(
+        &format!("oci:{}:v2", layout.display()),
+        &dir.join("b3"),
+        &[],
+    );
+    assert!(!r.ok && r.stderr.contains("v2"), "{}", r.stderr);
+    // A bundle that exists is not overwritten.
+    let r = unpack(&format!("oci:{}", layout.display()), &bundle, &[]);
+    assert!(!r.ok && r.stderr.contains("not empty"), "{}", r.stderr);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Unpacks a one-image layout of `layers`; returns the scratch dir, the
+/// bundle path and the result.
+fn unpack_layers(name: &str, layers: Vec<Vec<u8>>) -> (PathBuf, PathBuf, Run) {
+    let dir = scratch(name);
+    let layout = dir.join("layout");
+    let layers: Vec<_> = layers.into_iter().map(|l| (l, Comp::Gzip)).collect();
+    write_layout(&layout, &layers, json!({"config": {"Cmd": ["sh"]}}));
+    let bundle = dir.join("bundle");
+    let r = unpack(&format!("oci:{}", layout.display()), &bundle, &[]);
+    (dir, bundle, r)
+}
+
+#[track_caller]
+fn assert_failed_cleanly(dir: &Path, r: &Run, what: &str) {
+    assert!(!r.ok, "{what}: unpack succeeded: {}", r.stdout);
+    assert!(
+        r.stderr.trim().lines().count() == 1 && r.stderr.contains(what),
+        "{what}: want one line naming it, got: {}",
+        r.stderr
+    );
+    assert_eq!(
+        leftovers(dir, &["layout"]),
+        Vec::<String>::new(),
+        "{what}: left behind"
+    );
+}
+
+#[test]
+fn dotdot_entry_is_rejected() {
+    let (dir, _, r) = unpack_layers(
+        "dotdot",
+        vec![layer_tar(&[
+            E::File("ok", b"1", 0o644),
+            E::File("../../escape", b"x", 0o644),
+        ])],
+    );
+    assert_failed_cleanly(&dir, &r, "../../escape");
+    assert!(!dir.parent().unwrap().join("escape").exists());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn whiteout_of_dot_or_dotdot_is_rejected() {
+    for (i, name) in ["sub/.wh..", "sub/.wh...", ".wh..."]
+        .into_iter()
+        .enumerate()
+    {
+        let (dir, _, r) = unpack_layers(
+            &format!("whdot{i}"),
+            vec![
+                layer_tar(&[E::File("sub/f", b"1", 0o644)]),
+                layer_tar(&[E::File(name, b"", 0o644)]),
+            ],
+        );
+        assert_failed_cleanly(&dir, &r, name);
+        assert!(
+            dir.join("layout/index.json").exists(),
+            "{name} removed files outside"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn absolute_entry_is_rejected() {
+    let target = format!("/tmp/hoist-abs-{}", std::process::id());
+    let (dir, _, r) = unpack_layers(
+        "absolute",
+        vec![layer_tar(&[E::File(&target, b"x", 0o644)])],
+    );
+    assert_failed_cleanly(&dir, &r, &target);
+    assert!(!Path::new(&target).exists());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn symlinked_parent_stays_inside_the_rootfs() {
+    let outside = format!("/tmp/hoist-evil-{}", std::process::id());
+    let _ = fs::remove_dir_all(&outside);
+    fs::create_dir_all(&outside).unwrap();
+    let (dir, bundle, r) = unpack_layers(
+        "symparent",
+        vec![
+            layer_tar(&[
+                E::Sym("evil", &outside),
+                E::Sym("up", "../../../../../../.."),
+                E::File("evil/file", b"x", 0o644),
+            ]),
+            // Through symlinks of an earlier layer too.
+            layer_tar(&[
+                E::File("evil/file2", b"x", 0o644),
+                E::File("up/tmp/file3", b"x", 0o644),
+            ]),
+        ],
+    );
+    assert!(r.ok, "contained, so allowed: {}", r.stderr);
+    assert!(!Path::new(&outside).join("file").exists(), "wrote outside");
+    assert!(!Path::new(&outside).join("file2").exists(), "wrote outside");
+    assert!(!Path::new("/tmp/file3").exists() || fs::read("/tmp/file3").unwrap() != b"x");
+    let root = bundle.join("rootfs");
+    let inside = root.join(outside.trim_start_matches('/'));
+    assert!(inside.join("file").exists() && inside.join("file2").exists());
+    assert!(root.join("tmp/file3").exists());
+    let _ = fs::remove_dir_all(&outside);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn symlink_is_replaced_not_followed() {
+    let outside = PathBuf::from(format!("/tmp/hoist-target-{}", std::process::id()));
+    fs::write(&outside, "orig").unwrap();
+    let (dir, bundle, r) = unpack_layers(
+        "symreplace",
+        vec![
+            layer_tar(&[E::Sym("f", outside.to_str().unwrap())]),
+            layer_tar(&[
+                E::File("f", b"pwned", 0o644),
+                E::File(".wh.nothing", b"", 0o644),
+            ]),
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(fs::read(&outside).unwrap(), b"orig");
+    assert_eq!(fs::read(bundle.join("rootfs/f")).unwrap(), b"pwned");
+    let _ = fs::remove_file(&outside);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hardlinks_out_of_the_rootfs_fail() {
+    let before = fs::metadata("/etc/passwd").unwrap().nlink();
+    for (i, (entries, what)) in [
+        (vec![E::Link("pw", "/etc/passwd")], "/etc/passwd"),
+        (
+            vec![E::Link("pw", "../../../../etc/passwd")],
+            "../../../../etc/passwd",
+        ),
+        (
+            vec![E::Sym("etcl", "/etc"), E::Link("pw", "etcl/passwd")],
+            "etcl/passwd",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (dir, _, r) = unpack_layers(&format!("hardlink{i}"), vec![layer_tar(&entries)]);
+        assert_failed_cleanly(&dir, &r, what);
+        let _ = fs::remove_dir_all(&dir);
+    }
+    assert_eq!(fs::metadata("/etc/passwd").unwrap().nlink(), before);
+}
+
+#[test]
+fn corrupt_and_truncated_blobs_fail_cleanly() {
+    let dir = scratch("corrupt");
+    let layout = dir.join("layout");
+    let tar = layer_tar(&[E::File("a", &[7u8; 100_000], 0o644)]);
+    let digests = write_layout(
+        &layout,
+        &[(tar, Comp::Gzip)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    let blob = layout.join("blobs/sha256").join(&digests[0][7..]);
+    let good = fs::read(&blob).unwrap();
+
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 9] ^= 0xff; // in the gzip trailer: the tar reads fine, the digest does not
+    fs::write(&blob, &bad).unwrap();
+    let r = unpack(
+        &format!("oci:{}", layout.display()),
+        &dir.join("bundle"),
+        &[],
+    );
+    assert_failed_cleanly(&dir, &r, &digests[0]);
+
+    fs::write(&blob, &good[..good.len() / 2]).unwrap();
+    let r = unpack(
+        &format!("oci:{}", layout.display()),
+        &dir.join("bundle"),
+        &[],
+    );
+    assert_failed_cleanly(&dir, &r, &digests[0]);
+
+    // Same size, still a valid tar: only the digest can tell.
+    let _ = fs::remove_dir_all(&layout);
+    let tar = layer_tar(&[E::File("a", b"hello", 0o644)]);
+    let digests = write_layout(
+        &layout,
+        &[(tar, Comp::None)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    let blob = layout.join("blobs/sha256").join(&digests[0][7..]);
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[512] = b'j'; // "hello" -> "jello"
+    fs::write(&blob, &bytes).unwrap();
+    let r = unpack(
+        &format!("oci:{}", layout.display()),
+        &dir.join("bundle"),
+        &[],
+    );
+    assert_failed_cleanly(&dir, &r, &digests[0]);
+    assert!(r.stderr.contains("digest mismatch"), "{}", r.stderr);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn busybox_archive_unpacks_and_runs_with_brig() {
+    let dir = scratch("e2e");
+    let image = dir.join("busybox.tar");
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/mkimage"))
+        .arg(&image)
+        .status()
+        .expect("run hack/mkimage");
+    assert!(st.success(), "hack/mkimage failed");
+
+    // The image's own config first.
+    let plain = dir.join("plain");
+    let r = unpack(&format!("oci-archive:{}", image.display()), &plain, &[]);
+    assert!(r.ok, "{}", r.stderr);
+    let cfg: Value =
+        serde_json::from_str(&fs::read_to_string(plain.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["process"]["args"], json!(["sh"]));
+    assert!(plain.join("rootfs/bin/busybox").exists());
+
+    let bundle = dir.join("bundle");
+    let r = unpack(
+        &format!("oci-archive:{}:latest", image.display()),
+        &bundle,
+        &[
+            "--args",
+            "sh",
+            "--args",
+            "-c",
+            "--args",
+            "echo hello from $(id -u) in $PWD",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        leftovers(&dir, &["busybox.tar", "plain", "bundle"]),
+        Vec::<String>::new()
+    );
+    let id = format!("hoist-e2e-{}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_brig"))
+        .arg("--root")
+        .arg(dir.join("state"))
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .output()
+        .expect("run brig");
+    assert!(
+        out.status.success(),
+        "brig run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from 0 in /\n");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rootfs_mode_is_0755() {
+    let (dir, bundle, r) = unpack_layers("mode", vec![layer_tar(&[E::File("a", b"", 0o644)])]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        fs::metadata(bundle.join("rootfs"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
