@@ -19,54 +19,8 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=scenarios.sh disable=SC1091
 . "$here/scenarios.sh"
 
-usage() {
-  sed -n '3,/^set /{/^set /d;s/^# \{0,1\}//p}' "$0"
-  exit "${1:-0}"
-}
-die() {
-  printf 'integration/podman: error: %s\n' "$*" >&2
-  exit 1
-}
-
-runtime=
-ONLY=()
-while (($#)); do
-  case $1 in
-    --runtime)
-      [[ $# -ge 2 ]] || die "--runtime needs a path"
-      runtime=$2
-      shift 2
-      ;;
-    --runtime=*)
-      runtime=${1#--runtime=}
-      shift
-      ;;
-    -h | --help) usage 0 ;;
-    -*) die "unknown option $1 (usage: $0 --runtime PATH [SCENARIO...])" ;;
-    *)
-      ONLY+=("$1")
-      shift
-      ;;
-  esac
-done
-[[ -n $runtime ]] || die "usage: $0 --runtime PATH [SCENARIO...]"
-[[ $(id -u) -eq 0 ]] || die "must run as root (it creates real containers)"
-runtime=$(command -v "$runtime") || die "runtime not found: $runtime"
-runtime=$(readlink -f "$runtime")
-[[ -x $runtime ]] || die "runtime is not executable: $runtime"
-for s in "${ONLY[@]}"; do
-  [[ " ${SCENARIOS[*]} " == *" $s "* ]] || die "unknown scenario $s (known: ${SCENARIOS[*]})"
-done
-
-# apt_install PKG...: install Debian packages; `apt-get update` only if the
-# first try fails (a fresh machine has no package lists).
-apt_install() {
-  printf 'integration/podman: installing %s\n' "$*" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || {
-    apt-get update -qq >/dev/null &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  } || die "apt-get install $* failed"
-}
+CLIENT=podman
+client_setup "$@"
 command -v podman >/dev/null || apt_install podman
 command -v script >/dev/null || apt_install bsdutils
 [[ -f /usr/bin/busybox ]] || [[ -f /bin/busybox ]] || apt_install busybox-static

@@ -466,3 +466,58 @@ release_private() {
   done < <(find /sys/fs/cgroup -maxdepth 3 -type d -path "*$2" -prune 2>/dev/null)
   rm -rf --one-file-system "$1"
 }
+
+# What both run.sh share. The caller sets CLIENT (podman or docker) first.
+usage() {
+  sed -n '3,/^set /{/^set /d;s/^# \{0,1\}//p}' "$0"
+  exit "${1:-0}"
+}
+die() {
+  printf 'integration/%s: error: %s\n' "$CLIENT" "$*" >&2
+  exit 1
+}
+# apt_install PKG...: install Debian packages; `apt-get update` only if the
+# first try fails (a fresh machine has no package lists).
+apt_install() {
+  printf 'integration/%s: installing %s\n' "$CLIENT" "$*" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || {
+    apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  } || die "apt-get install $* failed"
+}
+
+# client_setup ARGS...: the command line both run.sh take (--runtime PATH
+# [SCENARIO...]), checked; sets `runtime` and `ONLY`.
+client_setup() {
+  runtime=
+  ONLY=()
+  while (($#)); do
+    case $1 in
+      --runtime)
+        [[ $# -ge 2 ]] || die "--runtime needs a path"
+        runtime=$2
+        shift 2
+        ;;
+      --runtime=*)
+        runtime=${1#--runtime=}
+        shift
+        ;;
+      -h | --help) usage 0 ;;
+      -*) die "unknown option $1 (usage: $0 --runtime PATH [SCENARIO...])" ;;
+      *)
+        ONLY+=("$1")
+        shift
+        ;;
+    esac
+  done
+  [[ -n $runtime ]] || die "usage: $0 --runtime PATH [SCENARIO...]"
+  [[ $(id -u) -eq 0 ]] || die "must run as root (it creates real containers)"
+  local found
+  found=$(command -v "$runtime") || die "runtime not found: $runtime"
+  runtime=$(readlink -f "$found")
+  [[ -x $runtime ]] || die "runtime is not executable: $runtime"
+  local s
+  for s in "${ONLY[@]}"; do
+    [[ " ${SCENARIOS[*]} " == *" $s "* ]] || die "unknown scenario $s (known: ${SCENARIOS[*]})"
+  done
+}
