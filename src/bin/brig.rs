@@ -413,7 +413,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Command::Create(a) => {
-            let created = create::create(&store, &a.id, &a.options(), create::Mode::Create, None)
+            let o = a.options();
+            let created = create::load(&a.id, &o)
+                .and_then(|bundle| {
+                    create::create(&store, &a.id, bundle, &o, create::Mode::Create, None)
+                })
                 .with_context(|| format!("creating container {:?}", a.id))?;
             logging::debug(&format!(
                 "container {} created, init pid {}",

@@ -38,24 +38,26 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
-/// Creates the container. `console` overrides --console-socket (run uses
-/// its own socketpair to proxy a terminal).
+/// The id checked, then the bundle loaded and validated: what `create`
+/// takes (`run` looks at it first, to know whether it owns a terminal).
+pub fn load(id: &str, o: &Options) -> Result<Bundle> {
+    super::store::validate_id(id)?;
+    Bundle::load(&o.bundle)
+}
+
+/// Creates the container from a bundle [`load`]ed for it. `console`
+/// overrides --console-socket (run uses its own socketpair to proxy a
+/// terminal).
 pub fn create(
     store: &Store,
     id: &str,
+    mut bundle: Bundle,
     o: &Options,
     mode: Mode,
     console: Option<OwnedFd>,
 ) -> Result<Created> {
-    super::store::validate_id(id)?;
-    let mut bundle = Bundle::load(&o.bundle)?;
     let o = &pass_systemd_env(&mut bundle, o)?;
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = bundle.terminal();
     let console = match (terminal, console, &o.console_socket) {
         (false, _, Some(_)) => {
             return Err(Error::Other(

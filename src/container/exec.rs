@@ -93,7 +93,7 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         init: &init,
         init_pid: c.state.pid,
         process: &o.process,
-        spec: &bundle.spec,
+        seccomp: bundle.seccomp.as_ref(),
         cgroup: cgroup.as_deref(),
         console,
         preserve_fds: o.preserve_fds,

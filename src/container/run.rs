@@ -15,7 +15,8 @@ pub struct Options {
 
 /// Runs the container; returns the exit code `brig run` should exit with.
 pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
-    let terminal = wants_terminal(&o.create)?;
+    let bundle = create::load(id, &o.create)?;
+    let terminal = bundle.terminal();
     // Without a console socket, run owns the terminal: init sends the pty
     // master to our end of this pair.
     let own_tty = terminal && o.create.console_socket.is_none();
@@ -37,7 +38,7 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
     if !o.detach {
         forwarded.thread_block().sys(|| "blocking signals".into())?;
     }
-    let created = create::create(store, id, &o.create, Mode::Run, theirs)?;
+    let created = create::create(store, id, bundle, &o.create, Mode::Run, theirs)?;
     let init = created.init;
     let pid = init.pid;
     let record = created.container.state.clone();
@@ -67,15 +68,6 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
     let _ = cleanup(store, id);
     crate::logging::step("deleted");
     code
-}
-
-fn wants_terminal(o: &create::Options) -> Result<bool> {
-    let b = crate::spec::Bundle::load(&o.bundle)?;
-    Ok(b.spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false))
 }
 
 /// run removes what it made once the container has exited, as runc does.

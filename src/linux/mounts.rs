@@ -237,7 +237,11 @@ impl Mounter<'_> {
     fn cgroup(&self, m: &Mount, opts: &Options) -> Result<()> {
         let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
         let host = self.host_mounts;
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        // Our own cgroups matter only when brig does not manage the container's.
+        let own = match self.cgroup_path {
+            Some(_) => String::new(),
+            None => std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+        };
         let flags = opts.flags - MsFlags::MS_REMOUNT;
         let v2_only = host
             .iter()

@@ -16,15 +16,15 @@ use crate::linux::{procfs, terminal};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::Process;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub struct Enter<'a> {
     pub init: &'a Pidfd,
     pub init_pid: i32,
     pub process: &'a Process,
-    /// The container's spec: its seccomp profile applies to exec'd processes too.
-    pub spec: &'a Spec,
+    /// The container's seccomp filter: it applies to exec'd processes too.
+    pub seccomp: Option<&'a crate::linux::seccomp::Filter>,
     pub cgroup: Option<&'a dyn Cgroup>,
     /// A connected console socket, when process.terminal is set.
     pub console: Option<OwnedFd>,
@@ -139,7 +139,7 @@ fn child_main(e: &Enter, flags: CloneFlags, ch: &Channel) -> Result<std::convert
         terminal::send_master(sock.as_raw_fd(), &master, &slave)?;
         terminal::become_controlling(&slave)?;
     }
-    let prepared = finish::prepare(e.process, e.spec, lsm_attr, e.preserve_fds)?;
+    let prepared = finish::prepare(e.process, e.seccomp, lsm_attr, e.preserve_fds)?;
     ch.send(&Msg::Ready)?;
     Err(finish::finish(prepared))
 }

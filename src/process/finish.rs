@@ -6,16 +6,16 @@
 use super::exec;
 use crate::error::{Error, Result, SysContext};
 use crate::linux::{capabilities, lsm, rlimits, sched, seccomp, user};
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::Process;
 use std::path::PathBuf;
 
-pub struct Prepared {
+pub struct Prepared<'a> {
     process: Process,
     program: PathBuf,
     args: Vec<String>,
     env: Vec<String>,
     caps: Option<capabilities::Plan>,
-    seccomp: Option<seccomp::Filter>,
+    seccomp: Option<&'a seccomp::Filter>,
     /// The host's /proc/self/attr, opened before the container's root was
     /// entered, when an LSM label must be armed.
     lsm_attr: Option<std::fs::File>,
@@ -45,13 +45,13 @@ fn chdir_cwd(p: &Process) -> Result<()> {
 }
 
 /// Run inside the container (its root, its namespaces), still privileged.
-/// `spec` provides the container-wide settings: seccomp.
-pub fn prepare(
+/// `seccomp` is the container's filter, compiled when its bundle was loaded.
+pub fn prepare<'a>(
     process: &Process,
-    spec: &Spec,
+    seccomp: Option<&'a seccomp::Filter>,
     lsm_attr: Option<std::fs::File>,
     preserve_fds: i32,
-) -> Result<Prepared> {
+) -> Result<Prepared<'a>> {
     chdir_cwd(process)?;
     let args = process.args().clone().unwrap_or_default();
     let arg0 = args
@@ -72,7 +72,6 @@ pub fn prepare(
     if let Some(c) = &caps {
         c.drop_bounding()?;
     }
-    let seccomp = seccomp::Filter::from_spec(spec)?;
     Ok(Prepared {
         process: process.clone(),
         program,
@@ -110,14 +109,14 @@ fn seal_fds(preserve: i32) -> Result<()> {
 
 /// Switches to the process's identity and confinement and execs. Only
 /// returns on failure.
-pub fn finish(p: Prepared) -> Error {
+pub fn finish(p: Prepared<'_>) -> Error {
     match finish_inner(p) {
         Err(e) => e,
         Ok(never) => match never {},
     }
 }
 
-fn finish_inner(p: Prepared) -> Result<std::convert::Infallible> {
+fn finish_inner(p: Prepared<'_>) -> Result<std::convert::Infallible> {
     let process = &p.process;
     if let Some(attr) = &p.lsm_attr {
         let apparmor = process
@@ -132,7 +131,7 @@ fn finish_inner(p: Prepared) -> Result<std::convert::Infallible> {
     // the profile must allow them. With no_new_privs, load it just before
     // exec, so that no setup syscall is filtered.
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if let Some(f) = p.seccomp.as_ref().filter(|_| !nnp) {
+    if let Some(f) = p.seccomp.filter(|_| !nnp) {
         f.load()?;
     }
     // Keep the permitted set across the uid switch; capset trims it after.
@@ -148,7 +147,7 @@ fn finish_inner(p: Prepared) -> Result<std::convert::Infallible> {
     user::set_umask(process.user());
     seal_fds(p.preserve_fds)?;
     crate::logging::step("exec");
-    if let Some(f) = p.seccomp.as_ref().filter(|_| nnp) {
+    if let Some(f) = p.seccomp.filter(|_| nnp) {
         f.load()?;
     }
     Err(exec::exec(&p.program, &p.args, &p.env))

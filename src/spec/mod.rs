@@ -16,9 +16,21 @@ pub struct Bundle {
     /// Absolute path of the rootfs.
     pub rootfs: PathBuf,
     pub spec: Spec,
+    /// linux.seccomp compiled once here: load validates it, init and exec
+    /// load it.
+    pub seccomp: Option<crate::linux::seccomp::Filter>,
 }
 
 impl Bundle {
+    /// Whether the container's process wants a terminal.
+    pub fn terminal(&self) -> bool {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+    }
+
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = std::fs::canonicalize(dir).at(dir)?;
         let path = dir.join("config.json");
@@ -42,8 +54,21 @@ impl Bundle {
                 msg: format!("root.path {} is not a directory", rootfs.display()),
             });
         }
-        validate(&spec).map_err(|msg| Error::Config { path, msg })?;
-        Ok(Bundle { dir, rootfs, spec })
+        validate(&spec).map_err(|msg| Error::Config {
+            path: path.clone(),
+            msg,
+        })?;
+        let seccomp =
+            crate::linux::seccomp::Filter::from_spec(&spec).map_err(|e| Error::Config {
+                path,
+                msg: e.to_string(),
+            })?;
+        Ok(Bundle {
+            dir,
+            rootfs,
+            spec,
+            seccomp,
+        })
     }
 }
 
@@ -146,9 +171,6 @@ fn validate(spec: &Spec) -> std::result::Result<(), String> {
                 "linux.sysctl: {key} needs the container's own {ns} namespace"
             ));
         }
-    }
-    if let Some(profile) = linux.seccomp() {
-        crate::linux::seccomp::compile(profile).map_err(|e| e.to_string())?;
     }
     if let Some(p) = linux.rootfs_propagation() {
         crate::linux::mounts::propagation_flag(p)
