@@ -39,12 +39,16 @@ x() {
 # carriage returns and NULs a pty adds. script's stdin is a fifo opened
 # read-write: it never reaches end of file, as a person's terminal would not
 # (at end of file script ends the session, and the client may stop early).
+# The client must stay in the pty's foreground process group, or setting raw
+# mode stops it with SIGTTOU: so timeout runs with --foreground (it would
+# otherwise make its own process group) and is exec'd by the shell script(1)
+# starts, which is bash whatever $SHELL says (%q quotes for bash).
 xtty() {
   local cmd
-  printf -v cmd '%q ' timeout --kill-after=5 "$CMD_TIMEOUT" "${CLI[@]}" "$@"
+  printf -v cmd '%q ' timeout --foreground --kill-after=5 "$CMD_TIMEOUT" "${CLI[@]}" "$@"
   [[ -p $WORK/stdin ]] || mkfifo "$WORK/stdin"
   RC=0
-  script -qec "$cmd" /dev/null >"$WORK/out" 2>"$WORK/err" <>"$WORK/stdin" || RC=$?
+  SHELL=/bin/bash script -qec "exec $cmd" /dev/null >"$WORK/out" 2>"$WORK/err" <>"$WORK/stdin" || RC=$?
   OUT=$(tr -d '\r\000' <"$WORK/out")
   ERR=$(tr -d '\r' <"$WORK/err")
 }
