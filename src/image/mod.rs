@@ -3,9 +3,12 @@
 //! This first slice reads offline sources only: an OCI image layout
 //! directory or an archive of one.
 
+pub mod auth;
 pub mod config;
 pub mod layer;
 pub mod layout;
+pub mod reference;
+pub mod registry;
 
 use crate::error::{Error, IoContext, Result};
 use config::Overrides;
