@@ -229,10 +229,10 @@ fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     })
 }
 
-#[test]
-fn layers_apply_in_order_with_whiteouts_links_and_metadata() {
-    let dir = scratch("layers");
-    let layout = dir.join("layout");
+/// The three-layer image of the layer tests: whiteouts, an opaque
+/// directory, hard links across layers, every node type, owners, setuid,
+/// xattrs, and a config with every field the conversion reads.
+fn write_layered_image(layout: &Path) {
     let l1 = layer_tar(&[
         E::Dir("etc", 0o755),
         E::File(
@@ -272,19 +272,20 @@ fn layers_apply_in_order_with_whiteouts_links_and_metadata() {
     ]);
     let l3 = layer_tar(&[E::File("data/third", b"3", 0o644)]);
     write_layout(
-        &layout,
+        layout,
         &[(l1, Comp::Gzip), (l2, Comp::Zstd), (l3, Comp::None)],
         json!({"config": {
             "Entrypoint": ["/bin/tool"], "Cmd": ["--flag"],
             "Env": ["FOO=bar"], "WorkingDir": "/data", "User": "app",
             "Labels": {"com.example.a": "b"}, "StopSignal": "SIGINT",
-            "ExposedPorts": {"80/tcp": {}, "53/udp": {}}
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+            "Volumes": {"/var/lib/data": {}, "/cache": {}}
         }}),
     );
-    let bundle = dir.join("bundle");
-    let r = unpack(&format!("oci:{}:v1", layout.display()), &bundle, &[]);
-    assert!(r.ok, "unpack failed: {}", r.stderr);
-    assert_eq!(leftovers(&dir, &["layout", "bundle"]), Vec::<String>::new());
+}
+
+/// Asserts the bundle unpacked from [`write_layered_image`].
+fn check_layered_bundle(bundle: &Path) {
     let root = bundle.join("rootfs");
 
     assert_eq!(fs::read(root.join("data/keep")).unwrap(), b"kept");
@@ -354,6 +355,22 @@ fn layers_apply_in_order_with_whiteouts_links_and_metadata() {
         json!("53/udp,80/tcp")
     );
     assert_eq!(cfg["root"]["path"], json!("rootfs"));
+    assert_eq!(
+        a["org.opencontainers.image.volumes"],
+        json!("/cache,/var/lib/data")
+    );
+}
+
+#[test]
+fn layers_apply_in_order_with_whiteouts_links_and_metadata() {
+    let dir = scratch("layers");
+    let layout = dir.join("layout");
+    write_layered_image(&layout);
+    let bundle = dir.join("bundle");
+    let r = unpack(&format!("oci:{}:v1", layout.display()), &bundle, &[]);
+    assert!(r.ok, "unpack failed: {}", r.stderr);
+    assert_eq!(leftovers(&dir, &["layout", "bundle"]), Vec::<String>::new());
+    check_layered_bundle(&bundle);
 
     // Overrides, and an unknown tag.
     let b2 = dir.join("b2");
@@ -655,5 +672,370 @@ fn rootfs_mode_is_0755() {
             & 0o777,
         0o755
     );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Whether `path` is a mount point (its own line in mountinfo).
+fn is_mounted(path: &Path) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let want = path.to_string_lossy().into_owned();
+    info.lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| m == want))
+}
+
+/// Unmounts a bundle's overlay rootfs when the test ends, passed or not.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if is_mounted(&self.0.join("rootfs")) {
+            let _ = hoist().arg("unmount").arg(&self.0).status();
+        }
+    }
+}
+
+#[test]
+fn overlay_bundles_share_layers_unpacked_once() {
+    let dir = scratch("overlay");
+    let layout = dir.join("layout");
+    write_layered_image(&layout);
+    let store = dir.join("store");
+    let source = format!("oci:{}:v1", layout.display());
+    let store_arg = format!("--store={}", store.display());
+
+    let b1 = dir.join("b1");
+    let _u1 = Unmount(b1.clone());
+    let r = unpack(&source, &b1, &["--overlay", &store_arg]);
+    assert!(r.ok, "unpack --overlay: {}", r.stderr);
+    assert!(is_mounted(&b1.join("rootfs")), "rootfs is not a mount");
+    check_layered_bundle(&b1);
+    let layers: Vec<_> = fs::read_dir(store.join("layers/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(layers.len(), 3, "one directory per layer: {layers:?}");
+    // The layer directories hold overlay whiteouts, not OCI ones.
+    let l2_whiteouts: Vec<_> = layers
+        .iter()
+        .filter_map(|l| fs::symlink_metadata(l.join("data/gone")).ok())
+        .collect();
+    assert!(
+        l2_whiteouts
+            .iter()
+            .any(|m| m.file_type().is_char_device() && m.rdev() == 0),
+        "no overlay whiteout for data/gone"
+    );
+
+    // A second bundle mounts the same layers; writes stay in each bundle.
+    let b2 = dir.join("b2");
+    let _u2 = Unmount(b2.clone());
+    let r = unpack(&source, &b2, &["--overlay", &store_arg]);
+    assert!(r.ok, "second unpack --overlay: {}", r.stderr);
+    check_layered_bundle(&b2);
+    fs::write(b1.join("rootfs/data/keep"), b"changed").unwrap();
+    assert_eq!(fs::read(b2.join("rootfs/data/keep")).unwrap(), b"kept");
+    assert_eq!(
+        fs::read_dir(store.join("layers/sha256")).unwrap().count(),
+        3
+    );
+
+    let st = hoist().arg("unmount").arg(&b1).status().unwrap();
+    assert!(st.success());
+    assert!(!is_mounted(&b1.join("rootfs")));
+    let st = hoist().arg("unmount").arg(&b2).status().unwrap();
+    assert!(st.success());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn overlay_layer_with_a_wrong_diff_id_leaves_nothing() {
+    let dir = scratch("overlay-diffid");
+    let layout = dir.join("layout");
+    let tar = layer_tar(&[E::File("a", b"hello", 0o644)]);
+    write_layout(
+        &layout,
+        &[(tar, Comp::Gzip)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    // Point the config's diff_id elsewhere and re-digest the config.
+    corrupt_diff_id(&layout);
+    let store = dir.join("store");
+    let b = dir.join("bundle");
+    let _u = Unmount(b.clone());
+    let r = unpack(
+        &format!("oci:{}", layout.display()),
+        &b,
+        &["--overlay", &format!("--store={}", store.display())],
+    );
+    assert!(!r.ok && r.stderr.contains("diff_id"), "{}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert_eq!(leftovers(&dir, &["layout", "store"]), Vec::<String>::new());
+    assert_eq!(
+        fs::read_dir(store.join("layers/sha256")).unwrap().count(),
+        0
+    );
+    assert_eq!(fs::read_dir(store.join("tmp")).unwrap().count(), 0);
+    // The plain unpack checks it too.
+    let r = unpack(&format!("oci:{}", layout.display()), &b, &[]);
+    assert!(!r.ok && r.stderr.contains("diff_id"), "{}", r.stderr);
+    assert_eq!(leftovers(&dir, &["layout", "store"]), Vec::<String>::new());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Rewrites the only image of `layout` so its config's first diff_id is
+/// wrong (the blobs' digests stay right: only the diff_id check can tell).
+fn corrupt_diff_id(layout: &Path) {
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| layout.join("blobs/sha256").join(&d[7..]);
+    let md = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut m: Value = serde_json::from_slice(&fs::read(blob(&md)).unwrap()).unwrap();
+    let cd = m["config"]["digest"].as_str().unwrap().to_string();
+    let mut c: Value = serde_json::from_slice(&fs::read(blob(&cd)).unwrap()).unwrap();
+    c["rootfs"]["diff_ids"][0] = json!(format!("sha256:{}", "1".repeat(64)));
+    let cb = c.to_string().into_bytes();
+    fs::write(blob(&sha(&cb)), &cb).unwrap();
+    m["config"]["digest"] = json!(sha(&cb));
+    m["config"]["size"] = json!(cb.len());
+    let mb = m.to_string().into_bytes();
+    fs::write(blob(&sha(&mb)), &mb).unwrap();
+    let mut index = index;
+    index["manifests"][0]["digest"] = json!(sha(&mb));
+    index["manifests"][0]["size"] = json!(mb.len());
+    fs::write(layout.join("index.json"), index.to_string()).unwrap();
+}
+
+/// A `docker save` archive: manifest.json, the config and one layer.tar
+/// per layer, as Docker writes them.
+fn write_docker_archive(file: &Path, layers: &[Vec<u8>], config: Value, tags: &[&str]) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(EntryType::Regular);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).expect("append");
+    };
+    let mut names = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let n = format!("layer{i}/layer.tar");
+        add(&n, l);
+        names.push(n);
+        diff_ids.push(sha(l));
+    }
+    let mut config = config;
+    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+    config["os"] = json!("linux");
+    config["architecture"] = json!("amd64");
+    let cb = config.to_string().into_bytes();
+    let cname = format!("{}.json", &sha(&cb)[7..]);
+    add(&cname, &cb);
+    let manifest = json!([{"Config": cname, "RepoTags": tags, "Layers": names}]);
+    add("manifest.json", manifest.to_string().as_bytes());
+    fs::write(file, b.into_inner().expect("tar")).expect("write archive");
+}
+
+#[test]
+fn docker_archive_unpacks_by_name_or_alone() {
+    let dir = scratch("docker-archive");
+    let ar = dir.join("saved.tar");
+    write_docker_archive(
+        &ar,
+        &[
+            layer_tar(&[E::File("a", b"1", 0o644), E::File("b", b"2", 0o644)]),
+            layer_tar(&[E::File(".wh.b", b"", 0o644)]),
+        ],
+        json!({"config": {"Cmd": ["/a"]}}),
+        &["example.com/app:1"],
+    );
+    for (i, src) in [
+        format!("docker-archive:{}", ar.display()),
+        format!("docker-archive:{}:example.com/app:1", ar.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let b = dir.join(format!("b{i}"));
+        let r = unpack(src, &b, &[]);
+        assert!(r.ok, "{src}: {}", r.stderr);
+        assert_eq!(fs::read(b.join("rootfs/a")).unwrap(), b"1");
+        assert!(!b.join("rootfs/b").exists());
+        let cfg: Value = serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["process"]["args"], json!(["/a"]));
+    }
+    let r = unpack(
+        &format!("docker-archive:{}:other:1", ar.display()),
+        &dir.join("b3"),
+        &[],
+    );
+    assert!(
+        !r.ok && r.stderr.contains("no image tagged"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        leftovers(&dir, &["saved.tar", "b0", "b1"]),
+        Vec::<String>::new()
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn hoist_in(store: &Path, args: &[&str]) -> Run {
+    let out = hoist()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run hoist");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn blob_count(store: &Path) -> usize {
+    fs::read_dir(store.join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn store_pull_images_inspect_unpack_rmi() {
+    let dir = scratch("store");
+    let store = dir.join("store");
+    let layout = dir.join("layout");
+    write_layered_image(&layout);
+    let s = store.to_str().unwrap();
+    let _ = s;
+
+    // A layout whose tag is not a full name needs --name.
+    let src = format!("oci:{}:v1", layout.display());
+    let r = hoist_in(&store, &["pull", &src]);
+    assert!(!r.ok && r.stderr.contains("--name"), "{}", r.stderr);
+    assert_eq!(blob_count(&store), 0);
+    let r = hoist_in(&store, &["pull", "--name", "example.com/layered:v1", &src]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "example.com/layered:v1");
+    assert_eq!(blob_count(&store), 5, "3 layers, config, manifest");
+    // Pulling again brings nothing new; a second name shares the blobs.
+    let r = hoist_in(&store, &["pull", "--name", "example.com/layered:v2", &src]);
+    assert!(r.ok, "{}", r.stderr);
+    assert!(r.stderr.contains("already present"), "{}", r.stderr);
+    assert_eq!(blob_count(&store), 5);
+
+    let r = hoist_in(&store, &["images", "-q"]);
+    assert_eq!(r.stdout, "example.com/layered:v1\nexample.com/layered:v2\n");
+    let r = hoist_in(&store, &["images", "--format", "json"]);
+    let rows: Value = serde_json::from_str(&r.stdout).expect("images json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(2));
+    let r = hoist_in(&store, &["images"]);
+    assert!(r.stdout.starts_with("NAME"), "{}", r.stdout);
+
+    let r = hoist_in(&store, &["inspect", "example.com/layered:v1"]);
+    assert!(r.ok, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).expect("inspect json");
+    assert_eq!(v["config"]["config"]["User"], json!("app"));
+    assert_eq!(v["manifest"]["layers"].as_array().map(Vec::len), Some(3));
+
+    // A stored image unpacks by name, with the plain reference source.
+    let b = dir.join("bundle");
+    let r = hoist_in(
+        &store,
+        &["unpack", "example.com/layered:v1", b.to_str().unwrap()],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    check_layered_bundle(&b);
+
+    let r = hoist_in(&store, &["rmi", "example.com/layered:v1"]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(blob_count(&store), 5, "v2 still uses every blob");
+    let r = hoist_in(
+        &store,
+        &["rmi", "example.com/layered:v2", "example.com/nope:1"],
+    );
+    assert!(
+        !r.ok && r.stderr.contains("example.com/nope:1"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(blob_count(&store), 0, "gc left blobs");
+    assert_eq!(hoist_in(&store, &["images", "-q"]).stdout, "");
+    let r = hoist_in(&store, &["inspect", "example.com/layered:v1"]);
+    assert!(
+        !r.ok && r.stderr.contains("not in the store"),
+        "{}",
+        r.stderr
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn failed_import_leaves_no_blob_and_no_name() {
+    let dir = scratch("store-fail");
+    let store = dir.join("store");
+    let layout = dir.join("layout");
+    let tar = layer_tar(&[E::File("a", &[7u8; 10_000], 0o644)]);
+    let digests = write_layout(
+        &layout,
+        &[(tar, Comp::Gzip)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    let blob = layout.join("blobs/sha256").join(&digests[0][7..]);
+    let mut bytes = fs::read(&blob).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    fs::write(&blob, &bytes).unwrap();
+    let r = hoist_in(
+        &store,
+        &[
+            "pull",
+            "--name",
+            "x/y:1",
+            &format!("oci:{}", layout.display()),
+        ],
+    );
+    assert!(!r.ok, "pull of a corrupt layer succeeded");
+    assert!(r.stderr.contains(&digests[0]), "{}", r.stderr);
+    assert!(r.stderr.contains("x/y:1"), "{}", r.stderr);
+    assert_eq!(blob_count(&store), 0, "the config stayed");
+    assert_eq!(hoist_in(&store, &["images", "-q"]).stdout, "");
+    assert_eq!(fs::read_dir(store.join("tmp")).unwrap().count(), 0);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_layer_media_type_is_named() {
+    let dir = scratch("mediatype");
+    let layout = dir.join("layout");
+    let tar = layer_tar(&[E::File("a", b"1", 0o644)]);
+    write_layout(
+        &layout,
+        &[(tar, Comp::None)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    // Rewrite the manifest's layer media type.
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mpath = layout.join("blobs/sha256").join(&md[7..]);
+    let mut m: Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
+    m["layers"][0]["mediaType"] = json!("application/x-unknown");
+    let mb = m.to_string().into_bytes();
+    fs::write(layout.join("blobs/sha256").join(&sha(&mb)[7..]), &mb).unwrap();
+    let mut index = index;
+    index["manifests"][0]["digest"] = json!(sha(&mb));
+    index["manifests"][0]["size"] = json!(mb.len());
+    fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    let r = unpack(&format!("oci:{}", layout.display()), &dir.join("b"), &[]);
+    assert_failed_cleanly(&dir, &r, "application/x-unknown");
     let _ = fs::remove_dir_all(&dir);
 }

@@ -44,7 +44,7 @@ pub fn container_process(store: &Store, id: &str) -> Result<Process> {
 /// Runs the process; returns the exit code `brig exec` should exit with
 /// (0 when detached).
 pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
-    if o.process.args().as_ref().map_or(true, |a| a.is_empty()) {
+    if o.process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Other(
             "exec: no command given (process.args is empty)".into(),
         ));

@@ -121,6 +121,14 @@ pub fn runtime_config(image: &Value, rootfs: BorrowedFd, ov: &Overrides) -> Resu
         p.sort_unstable();
         put("exposedPorts", Some(&p.join(",")));
     }
+    // Volumes are named, not mounted: where a volume's data should live is
+    // for whoever runs the bundle to decide (the image spec leaves the
+    // mount to the implementation).
+    if let Some(vols) = cfg["Volumes"].as_object() {
+        let mut v: Vec<&str> = vols.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        put("volumes", Some(&v.join(",")));
+    }
     if !ann.is_empty() {
         spec["annotations"] = Value::Object(ann);
     }

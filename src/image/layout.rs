@@ -1,9 +1,9 @@
-//! Image sources on disk: an OCI image layout directory (`oci:DIR[:TAG]`) or
-//! a tar of one (`oci-archive:FILE[:TAG]`), and blobs read from them with
-//! their digest checked as they are read.
+//! OCI image layout directories (a user's `oci:DIR`, an extracted archive,
+//! hoist's own store) and blobs read from them with their digest checked as
+//! they are read.
 
 use crate::error::{Error, IoContext, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
@@ -17,65 +17,86 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-/// Where an image comes from, as skopeo names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// `oci:DIR[:TAG]`
-    OciDir { dir: PathBuf, tag: Option<String> },
-    /// `oci-archive:FILE[:TAG]`
-    OciArchive { file: PathBuf, tag: Option<String> },
-}
-
-impl Source {
-    pub fn parse(s: &str) -> Result<Source> {
-        let split = |rest: &str| -> (PathBuf, Option<String>) {
-            match rest.split_once(':') {
-                Some((p, t)) if !t.is_empty() => (PathBuf::from(p), Some(t.to_string())),
-                Some((p, _)) => (PathBuf::from(p), None),
-                None => (PathBuf::from(rest), None),
-            }
-        };
-        if let Some(rest) = s.strip_prefix("oci:") {
-            let (dir, tag) = split(rest);
-            return Ok(Source::OciDir { dir, tag });
-        }
-        if let Some(rest) = s.strip_prefix("oci-archive:") {
-            let (file, tag) = split(rest);
-            return Ok(Source::OciArchive { file, tag });
-        }
-        Err(Error::Unsupported(format!(
-            "image source \"{s}\" (want oci:DIR[:TAG] or oci-archive:FILE[:TAG])"
-        )))
-    }
-}
-
 /// A content descriptor.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
     pub digest: String,
     pub size: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
 }
 
+impl Platform {
+    /// linux/<host arch>, what an image index is searched for by default.
+    pub fn host() -> Platform {
+        Platform {
+            architecture: host_arch().to_string(),
+            os: "linux".to_string(),
+            variant: None,
+        }
+    }
+
+    /// `os/arch[/variant]`, as `--platform` takes it.
+    pub fn parse(s: &str) -> Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &&str| !p.is_empty();
+        match parts.as_slice() {
+            [os, arch] if [os, arch].iter().all(|p| ok(p)) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, v] if [os, arch, v].iter().all(|p| ok(p)) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(v.to_string()),
+            }),
+            _ => Err(Error::Other(format!(
+                "platform \"{s}\": want OS/ARCH[/VARIANT], e.g. linux/arm64"
+            ))),
+        }
+    }
+
+    /// Whether an index entry's platform satisfies this request: os and
+    /// architecture equal, and the variant too when both name one.
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && match (&self.variant, &other.variant) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Deserialize)]
-struct Index {
+pub struct Index {
     #[serde(rename = "mediaType", default)]
-    media_type: Option<String>,
+    pub media_type: Option<String>,
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    pub manifests: Vec<Descriptor>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,17 +155,11 @@ impl Layout {
     pub fn blob(&self, desc: &Descriptor) -> Result<BlobReader> {
         let path = self.blob_path(&desc.digest)?;
         let file = File::open(&path).at(&path)?;
-        Ok(BlobReader {
-            inner: file,
-            hasher: Sha256::new(),
-            read: 0,
-            digest: desc.digest.clone(),
-            size: desc.size,
-        })
+        Ok(BlobReader::new(file, desc))
     }
 
-    /// A small JSON blob, read whole and verified.
-    pub fn json_blob<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
+    /// A small blob (a manifest or config), read whole and verified.
+    pub fn raw_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         const MAX: u64 = 16 << 20;
         if desc.size > MAX {
             return Err(Error::Other(format!(
@@ -159,13 +174,19 @@ impl Layout {
             .read_to_end(&mut buf)
             .map_err(|e| Error::Other(format!("blob {}: {e}", desc.digest)))?;
         r.finish()?;
+        Ok(buf)
+    }
+
+    /// A small JSON blob, read whole and verified.
+    pub fn json_blob<T: serde::de::DeserializeOwned>(&self, desc: &Descriptor) -> Result<T> {
+        let buf = self.raw_blob(desc)?;
         serde_json::from_slice(&buf)
             .map_err(|e| Error::Other(format!("blob {}: invalid JSON: {e}", desc.digest)))
     }
 
     /// The image manifest named by `tag` (or the only one), descending into
     /// image indexes and choosing linux/<host arch> there.
-    pub fn resolve(&self, tag: Option<&str>) -> Result<(Descriptor, Manifest)> {
+    pub fn resolve(&self, tag: Option<&str>, want: &Platform) -> Result<(Descriptor, Manifest)> {
         let path = self.dir.join("index.json");
         let text = std::fs::read(&path).at(&path)?;
         let index: Index = serde_json::from_slice(&text).map_err(|e| Error::Config {
@@ -227,10 +248,16 @@ impl Layout {
                 }
             },
         };
-        self.manifest_of(chosen, 0)
+        self.manifest_of(chosen, want, 0)
     }
 
-    fn manifest_of(&self, desc: Descriptor, depth: usize) -> Result<(Descriptor, Manifest)> {
+    /// The image manifest `desc` points at, through image indexes.
+    pub fn manifest_of(
+        &self,
+        desc: Descriptor,
+        want: &Platform,
+        depth: usize,
+    ) -> Result<(Descriptor, Manifest)> {
         if depth > 4 {
             return Err(Error::Other(format!(
                 "{}: image indexes nested too deeply",
@@ -244,23 +271,13 @@ impl Layout {
             }
             OCI_INDEX | DOCKER_LIST => {
                 let index: Index = self.json_blob(&desc)?;
-                let arch = host_arch();
-                let pick = index
-                    .manifests
-                    .iter()
-                    .find(|d| {
-                        d.platform
-                            .as_ref()
-                            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-                    })
-                    .cloned()
-                    .ok_or_else(|| {
-                        Error::Other(format!(
-                            "image index {}: no manifest for linux/{arch}",
-                            desc.digest
-                        ))
-                    })?;
-                self.manifest_of(pick, depth + 1)
+                let pick = pick_platform(&index, want).ok_or_else(|| {
+                    Error::Other(format!(
+                        "image index {}: no manifest for {want}",
+                        desc.digest
+                    ))
+                })?;
+                self.manifest_of(pick, want, depth + 1)
             }
             other => Err(Error::Unsupported(format!(
                 "manifest {}: media type \"{other}\"",
@@ -270,16 +287,25 @@ impl Layout {
     }
 }
 
-/// Reads a blob while hashing it.
-pub struct BlobReader {
-    inner: File,
+/// The index entry for platform `want`, if there is one.
+pub fn pick_platform(index: &Index, want: &Platform) -> Option<Descriptor> {
+    index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+        .cloned()
+}
+
+/// Reads a blob (from a file, or a registry's response) while hashing it.
+pub struct BlobReader<R = File> {
+    inner: R,
     hasher: Sha256,
     read: u64,
     digest: String,
     size: u64,
 }
 
-impl Read for BlobReader {
+impl<R: Read> Read for BlobReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
@@ -297,7 +323,18 @@ impl Read for BlobReader {
     }
 }
 
-impl BlobReader {
+impl<R: Read> BlobReader<R> {
+    /// Checks what `inner` yields against `desc`'s size and digest.
+    pub fn new(inner: R, desc: &Descriptor) -> BlobReader<R> {
+        BlobReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+            digest: desc.digest.clone(),
+            size: desc.size,
+        }
+    }
+
     pub fn digest(&self) -> &str {
         &self.digest
     }

@@ -1,36 +1,47 @@
 //! hoist: images to runtime bundles.
 //!
-//! This first slice reads offline sources only: an OCI image layout
-//! directory or an archive of one.
+//! An image is opened from wherever it lives (source.rs: an OCI layout or
+//! archive, a docker-archive, the store, a registry through pull.rs), its
+//! layers are applied to a rootfs (layer.rs) or mounted as an overlay of
+//! layers unpacked once in the store (overlay.rs), and its config becomes
+//! the bundle's config.json (config.rs).
 
 pub mod auth;
+pub mod commands;
 pub mod config;
+pub mod docker_archive;
 pub mod layer;
 pub mod layout;
+pub mod overlay;
+pub mod progress;
+pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod source;
+pub mod store;
 
 use crate::error::{Error, IoContext, Result};
 use config::Overrides;
-use layout::{Layout, Source};
+use pull::PullOptions;
+use source::Source;
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-const CONFIG_TYPES: &[&str] = &[
+pub const CONFIG_TYPES: &[&str] = &[
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 ];
 
 /// A directory removed when dropped, unless kept.
-struct TempDir {
-    path: PathBuf,
+pub(crate) struct TempDir {
+    pub path: PathBuf,
     keep: bool,
 }
 
 impl TempDir {
-    fn new(next_to: &Path, tag: &str) -> Result<TempDir> {
+    pub fn new(next_to: &Path, tag: &str) -> Result<TempDir> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -51,10 +62,19 @@ impl Drop for TempDir {
     }
 }
 
-/// `hoist unpack SOURCE BUNDLE`: the image's layers into BUNDLE/rootfs and
-/// its config into BUNDLE/config.json. The bundle appears whole or not at all.
-pub fn unpack(source: &str, bundle: &Path, ov: &Overrides) -> Result<()> {
-    let src = Source::parse(source)?;
+/// How `hoist unpack` makes a bundle.
+#[derive(Clone, Default)]
+pub struct UnpackOptions {
+    pub overrides: Overrides,
+    pub pull: PullOptions,
+    /// The store directory (registry images and `--overlay` layers).
+    pub store: PathBuf,
+    /// Mount the rootfs as an overlay of layers cached in the store.
+    pub overlay: bool,
+}
+
+/// An absolute, normalised bundle path that is absent or an empty directory.
+fn bundle_path(bundle: &Path) -> Result<PathBuf> {
     let bundle = if bundle.is_absolute() {
         bundle.to_path_buf()
     } else {
@@ -70,64 +90,104 @@ pub fn unpack(source: &str, bundle: &Path, ov: &Overrides) -> Result<()> {
         )));
     }
     match fs::read_dir(&bundle).map(|mut d| d.next().is_none()) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(Error::Config {
-                path: bundle,
-                msg: "already exists and is not empty".into(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&bundle, e)),
+        Ok(true) => Ok(bundle),
+        Ok(false) => Err(Error::Config {
+            path: bundle,
+            msg: "already exists and is not empty".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(bundle),
+        Err(e) => Err(Error::io(&bundle, e)),
     }
+}
 
-    let work = TempDir::new(&bundle, "tmp")?;
-    let mut _extracted = None;
-    let (dir, tag) = match &src {
-        Source::OciDir { dir, tag } => (dir.clone(), tag.clone()),
-        Source::OciArchive { file, tag } => {
-            let x = TempDir::new(&bundle, "src")?;
-            layout::extract_archive(file, &x.path)?;
-            let d = x.path.clone();
-            _extracted = Some(x);
-            (d, tag.clone())
-        }
-    };
-    let layout = Layout::open(&dir)?;
-    let (mdesc, manifest) = layout
-        .resolve(tag.as_deref())
-        .map_err(|e| Error::Other(format!("{source}: {e}")))?;
+/// The config's diff_ids, one per layer.
+fn diff_ids(image: &serde_json::Value, layers: usize, what: &str) -> Result<Vec<String>> {
+    let ids: Vec<String> = image["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.len() != layers {
+        return Err(Error::Other(format!(
+            "{what}: the config lists {} diff_ids for {layers} layers",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+/// `hoist unpack SOURCE BUNDLE`: the image's layers into BUNDLE/rootfs and
+/// its config into BUNDLE/config.json. The bundle appears whole or not at
+/// all; with `overlay`, BUNDLE/rootfs is a mount (see [`overlay`]).
+pub fn unpack(source: &str, bundle: &Path, o: &UnpackOptions) -> Result<()> {
+    let src = Source::parse(source)?;
+    let bundle = bundle_path(bundle)?;
+    let img = src.open(&o.store, &bundle, &o.pull)?;
+    let manifest = &img.manifest;
     if !CONFIG_TYPES.contains(&manifest.config.media_type.as_str()) {
         return Err(Error::Unsupported(format!(
             "{source}: manifest {}: config media type \"{}\"",
-            mdesc.digest, manifest.config.media_type
+            img.mdesc.digest, manifest.config.media_type
         )));
     }
-    let image: serde_json::Value = layout.json_blob(&manifest.config)?;
+    let image: serde_json::Value = img.layout.json_blob(&manifest.config)?;
+    let diff_ids = diff_ids(&image, manifest.layers.len(), source)?;
 
+    let work = TempDir::new(&bundle, "tmp")?;
     let rootfs = work.path.join("rootfs");
-    fs::create_dir(&rootfs).at(&rootfs)?;
-    fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755)).at(&rootfs)?;
-    let root = fs::File::open(&rootfs).at(&rootfs)?;
-    for desc in &manifest.layers {
-        let ctx = |e: Error| Error::Other(format!("{source}: layer {}: {e}", desc.digest));
-        let c = layer::Compression::from_media_type(&desc.media_type).map_err(ctx)?;
-        let blob = layout.blob(desc).map_err(ctx)?;
-        let blob = layer::apply_layer(root.as_fd(), blob, c).map_err(ctx)?;
-        blob.finish().map_err(ctx)?;
+    let mut mounted = false;
+    let built = (|| -> Result<()> {
+        if o.overlay {
+            let store = store::Store::open(&o.store)?;
+            let _lock = store.lock_shared()?;
+            let dirs = overlay::ensure_layers(&store, &img.layout, manifest, &diff_ids, source)?;
+            overlay::mount_bundle(&dirs, &work.path)?;
+            mounted = !dirs.is_empty();
+        } else {
+            fs::create_dir(&rootfs).at(&rootfs)?;
+            let root = fs::File::open(&rootfs).at(&rootfs)?;
+            for (desc, want) in manifest.layers.iter().zip(&diff_ids) {
+                let ctx = |e: Error| Error::Other(format!("{source}: layer {}: {e}", desc.digest));
+                let c = layer::Compression::from_media_type(&desc.media_type).map_err(ctx)?;
+                let blob = img.layout.blob(desc).map_err(ctx)?;
+                let (blob, diff_id) = layer::apply_layer(root.as_fd(), blob, c).map_err(ctx)?;
+                blob.finish().map_err(ctx)?;
+                if &diff_id != want {
+                    return Err(ctx(Error::Other(format!(
+                        "uncompressed content is {diff_id}, the config's diff_id is {want}"
+                    ))));
+                }
+            }
+        }
+        fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755)).at(&rootfs)?;
+        let root = fs::File::open(&rootfs).at(&rootfs)?;
+        let spec = config::runtime_config(&image, root.as_fd(), &o.overrides)
+            .map_err(|e| Error::Other(format!("{source}: {e}")))?;
+        let text = serde_json::to_string_pretty(&spec)
+            .map_err(|e| Error::Other(format!("serializing config.json: {e}")))?;
+        let cfg_path = work.path.join("config.json");
+        fs::write(&cfg_path, text).at(&cfg_path)?;
+        Ok(())
+    })();
+    let done = built.and_then(|()| {
+        // An empty directory at BUNDLE is replaced; anything else makes
+        // rename fail. A mount inside the directory moves with it.
+        fs::rename(&work.path, &bundle).at(&bundle)
+    });
+    match done {
+        Ok(()) => {
+            let mut work = work;
+            work.keep = true;
+            Ok(())
+        }
+        Err(e) => {
+            if mounted {
+                let _ = overlay::unmount_bundle(&work.path);
+            }
+            Err(e)
+        }
     }
-
-    let spec = config::runtime_config(&image, root.as_fd(), ov)
-        .map_err(|e| Error::Other(format!("{source}: {e}")))?;
-    let text = serde_json::to_string_pretty(&spec)
-        .map_err(|e| Error::Other(format!("serializing config.json: {e}")))?;
-    let cfg_path = work.path.join("config.json");
-    fs::write(&cfg_path, text).at(&cfg_path)?;
-    drop(root);
-
-    // An empty directory at BUNDLE is replaced; anything else makes rename fail.
-    let mut work = work;
-    fs::rename(&work.path, &bundle).at(&bundle)?;
-    work.keep = true;
-    Ok(())
 }

@@ -1,0 +1,228 @@
+//! Copying an image into the store: from a registry (`hoist pull`) or from
+//! a local layout or archive. The manifest is chosen (by platform, from an
+//! index), the config and layers fetched concurrently and verified, and only
+//! then the manifest stored and named: a failed pull names nothing and
+//! leaves no blob it brought.
+
+use super::layer::Compression;
+use super::layout::{
+    pick_platform, Descriptor, Index, Layout, Manifest, Platform, DOCKER_LIST, OCI_INDEX,
+};
+use super::progress::Progress;
+use super::reference::Reference;
+use super::registry::{self, Client};
+use super::store::Store;
+use super::CONFIG_TYPES;
+use crate::error::{Error, IoContext, Result};
+use std::fs::File;
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// How many blobs are fetched at once.
+const PARALLEL: usize = 3;
+
+#[derive(Clone)]
+pub struct PullOptions {
+    pub platform: Platform,
+    pub registry: registry::Options,
+    pub quiet: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::host(),
+            registry: registry::Options::default(),
+            quiet: false,
+        }
+    }
+}
+
+/// Something blobs can be read from.
+pub trait Fetch: Sync {
+    fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+}
+
+impl Fetch for Layout {
+    fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        let path = self.blob_path(&desc.digest)?;
+        Ok(Box::new(File::open(&path).at(&path)?))
+    }
+}
+
+impl Fetch for Client {
+    fn fetch(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        self.blob(&desc.digest)
+    }
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// Pulls `reference` from its registry into the store; returns the name it
+/// is stored under and its manifest's descriptor.
+pub fn pull_registry(
+    store: &Store,
+    reference: &str,
+    opts: &PullOptions,
+) -> Result<(String, Descriptor)> {
+    let r = Reference::parse(reference)?;
+    let name = r.to_string();
+    let client = Client::new(&r, &opts.registry)?;
+    let (mut bytes, mut mt, mut digest) = client.manifest(r.reference())?;
+    if is_index(&mt) {
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Other(format!("{name}: image index {digest}: {e}")))?;
+        let pick = pick_platform(&index, &opts.platform).ok_or_else(|| {
+            Error::Other(format!(
+                "{name}: no image for {} in index {digest}",
+                opts.platform
+            ))
+        })?;
+        (bytes, mt, digest) = client.manifest(&pick.digest)?;
+        if is_index(&mt) {
+            return Err(Error::Unsupported(format!(
+                "{name}: nested image index {digest}"
+            )));
+        }
+    }
+    let mdesc = Descriptor {
+        media_type: mt,
+        size: bytes.len() as u64,
+        digest,
+        platform: None,
+        annotations: Default::default(),
+    };
+    import(store, &client, &name, &mdesc, &bytes, opts.quiet)?;
+    Ok((name, mdesc))
+}
+
+/// Copies the image manifest `mdesc` (whose bytes are `mbytes`) and all it
+/// refers to from `src` into the store, and names it `name`. On failure
+/// the blobs this call added are removed again.
+pub fn import(
+    store: &Store,
+    src: &dyn Fetch,
+    name: &str,
+    mdesc: &Descriptor,
+    mbytes: &[u8],
+    quiet: bool,
+) -> Result<()> {
+    let added = Mutex::new(Vec::new());
+    let lock = store.lock_shared()?;
+    let r = import_locked(store, src, name, mdesc, mbytes, quiet, &added);
+    drop(lock);
+    if r.is_err() {
+        let added = added.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Best effort: the error being reported matters more.
+        let _ = store.discard(&added);
+    }
+    r
+}
+
+fn import_locked(
+    store: &Store,
+    src: &dyn Fetch,
+    name: &str,
+    mdesc: &Descriptor,
+    mbytes: &[u8],
+    quiet: bool,
+    added: &Mutex<Vec<String>>,
+) -> Result<()> {
+    let ctx = |e: Error| Error::Other(format!("{name}: {e}"));
+    let manifest: Manifest = serde_json::from_slice(mbytes)
+        .map_err(|e| ctx(Error::Other(format!("manifest {}: {e}", mdesc.digest))))?;
+    if !CONFIG_TYPES.contains(&manifest.config.media_type.as_str()) {
+        return Err(ctx(Error::Unsupported(format!(
+            "manifest {}: config media type \"{}\"",
+            mdesc.digest, manifest.config.media_type
+        ))));
+    }
+    for l in &manifest.layers {
+        Compression::from_media_type(&l.media_type)
+            .map_err(|e| ctx(Error::Other(format!("layer {}: {e}", l.digest))))?;
+    }
+
+    let progress = Progress::new(quiet);
+    let blobs: Vec<(&str, &Descriptor)> = std::iter::once(("config", &manifest.config))
+        .chain(manifest.layers.iter().map(|l| ("layer", l)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let first_err: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(blobs.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((what, desc)) = blobs.get(i) else {
+                    break;
+                };
+                if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                    break;
+                }
+                if let Err(e) = fetch_one(store, src, what, desc, &progress, added) {
+                    if let Ok(mut slot) = first_err.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    break;
+                }
+            });
+        }
+    });
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(ctx(e));
+    }
+
+    let config: serde_json::Value = store.layout().json_blob(&manifest.config).map_err(ctx)?;
+    let diff_ids = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    if diff_ids != manifest.layers.len() {
+        return Err(ctx(Error::Other(format!(
+            "config {} lists {diff_ids} diff_ids for {} layers",
+            manifest.config.digest,
+            manifest.layers.len()
+        ))));
+    }
+    let m = Descriptor {
+        platform: None,
+        annotations: Default::default(),
+        ..mdesc.clone()
+    };
+    if store.write_blob(&m, mbytes, &mut |_| {}).map_err(ctx)? {
+        added
+            .lock()
+            .map_err(|_| Error::Other("lock poisoned".into()))?
+            .push(m.digest.clone());
+    }
+    store.tag(name, &m).map_err(ctx)?;
+    progress.note(&format!("{name}: stored as {}", m.digest));
+    Ok(())
+}
+
+fn fetch_one(
+    store: &Store,
+    src: &dyn Fetch,
+    what: &str,
+    desc: &Descriptor,
+    progress: &Progress,
+    added: &Mutex<Vec<String>>,
+) -> Result<()> {
+    let bar = progress.start(what, &desc.digest, desc.size);
+    if store.has_blob(&desc.digest)? {
+        progress.finish(bar, "already present");
+        return Ok(());
+    }
+    let r = src.fetch(desc)?;
+    let fresh = store.write_blob(desc, r, &mut |n| progress.advance(bar, n))?;
+    if fresh {
+        added
+            .lock()
+            .map_err(|_| Error::Other("lock poisoned".into()))?
+            .push(desc.digest.clone());
+    }
+    progress.finish(bar, "done");
+    Ok(())
+}
