@@ -1018,3 +1018,323 @@ fn tls() {
         &["garbage.pem", "certificate"],
     );
 }
+
+// --- hoist's commands against the registry --------------------------------
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn hoist(store: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hoist");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// What a failed pull must leave: an error of one line naming `what`, and
+/// a store with no image, no blob and nothing in tmp/.
+#[track_caller]
+fn assert_pull_failed_cleanly(store: &Path, r: &Out, what: &str) {
+    assert!(!r.ok, "pull succeeded: {}", r.stdout);
+    let last: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("hoist:"))
+        .collect();
+    assert_eq!(last.len(), 1, "want one error line, got: {}", r.stderr);
+    assert!(
+        last[0].contains(what),
+        "error does not name {what}: {}",
+        r.stderr
+    );
+    let count = |d: &str| fs::read_dir(store.join(d)).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(count("blobs/sha256"), 0, "blobs left behind");
+    assert_eq!(count("tmp"), 0, "tmp/ left behind");
+    assert_eq!(hoist(store, &["images", "-q"]).stdout, "", "image named");
+}
+
+/// The busybox image with Cmd `cmd`, as an OCI layout at `dir` tagged "cmd".
+fn layout_with_cmd(dir: &Path, cmd: &[&str]) {
+    let mut ar = tar::Archive::new(fs::File::open(busybox_tar()).unwrap());
+    ar.unpack(dir).unwrap();
+    let blob = |d: &str| fs::read(dir.join("blobs/sha256").join(&d[7..])).unwrap();
+    let put = |b: &[u8]| {
+        let d = sha256(b);
+        fs::write(dir.join("blobs/sha256").join(&d[7..]), b).unwrap();
+        (d, b.len())
+    };
+    let top: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mut m: Value =
+        serde_json::from_slice(&blob(top["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let mut config: Value =
+        serde_json::from_slice(&blob(m["config"]["digest"].as_str().unwrap())).unwrap();
+    config["config"]["Cmd"] = json!(cmd);
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    m["config"]["digest"] = json!(cd);
+    m["config"]["size"] = json!(cs);
+    let (md, ms) = put(&serde_json::to_vec(&m).unwrap());
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": md, "size": ms,
+        "annotations": {"org.opencontainers.image.ref.name": "cmd"}
+    }]});
+    fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    let _ = fs::remove_file(dir.join("manifest.json"));
+}
+
+/// `brig run` of a bundle; returns its stdout.
+fn brig_run(state: &Path, bundle: &Path, id: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_brig"))
+        .arg("--root")
+        .arg(state)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .output()
+        .expect("run brig");
+    assert!(
+        out.status.success(),
+        "brig run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let want = path.to_string_lossy().into_owned();
+    fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// Takes an overlay bundle down at the end of a test, passed or failed.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if is_mounted(&self.0.join("rootfs")) {
+            let _ = Command::new(env!("CARGO_BIN_EXE_hoist"))
+                .arg("unmount")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+#[test]
+fn hoist_pulls_unpacks_and_brig_runs_the_image() {
+    let reg = Registry::start("hoist-e2e", Setup::default());
+    let work = scratch("hoist-e2e");
+    let hello = work.join("hello");
+    layout_with_cmd(&hello, &["sh", "-c", "echo hello from the image"]);
+    reg.push(&format!("oci:{}:cmd", hello.display()), "hello:1", &[]);
+    let multi = work.join("multi");
+    multi_arch_layout(&multi);
+    reg.push(
+        &format!("oci:{}:multi", multi.display()),
+        "multi:1",
+        &["--all"],
+    );
+
+    let store = work.join("store");
+    let image = format!("{}/hello:1", reg.host());
+    let r = hoist(&store, &["pull", &format!("docker://{image}")]);
+    assert!(r.ok, "pull: {}", r.stderr);
+    assert_eq!(r.stdout.trim(), image);
+    // Not a terminal: plain progress lines, one per blob start and end.
+    assert!(
+        r.stderr.contains("fetching") && r.stderr.contains("done"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains('\x1b'),
+        "escape codes on a pipe: {}",
+        r.stderr
+    );
+    assert_eq!(
+        hoist(&store, &["images", "-q"]).stdout,
+        format!("{image}\n")
+    );
+    // Again: nothing to fetch.
+    let r = hoist(&store, &["pull", &format!("docker://{image}")]);
+    assert!(r.ok && r.stderr.contains("already present"), "{}", r.stderr);
+
+    // A plain reference unpacks from the store; brig runs what Cmd says.
+    let state = work.join("state");
+    let b1 = work.join("b1");
+    let r = hoist(&store, &["unpack", &image, b1.to_str().unwrap()]);
+    assert!(r.ok, "unpack: {}", r.stderr);
+    assert_eq!(
+        brig_run(&state, &b1, &format!("hoist-reg-{}", std::process::id())),
+        "hello from the image\n"
+    );
+    // docker:// with --overlay: pulled (already there) and mounted.
+    let b2 = work.join("b2");
+    let _u = Unmount(b2.clone());
+    let r = hoist(
+        &store,
+        &[
+            "unpack",
+            "--overlay",
+            &format!("docker://{image}"),
+            b2.to_str().unwrap(),
+        ],
+    );
+    assert!(r.ok, "unpack --overlay: {}", r.stderr);
+    assert!(is_mounted(&b2.join("rootfs")));
+    assert_eq!(
+        brig_run(&state, &b2, &format!("hoist-reg-ov-{}", std::process::id())),
+        "hello from the image\n"
+    );
+    let r = hoist(&store, &["unmount", b2.to_str().unwrap()]);
+    assert!(r.ok, "unmount: {}", r.stderr);
+
+    // An index: the host's platform by default, another with --platform.
+    let m = format!("{}/multi:1", reg.host());
+    let arch = |store: &Path| -> Value {
+        let r = hoist(store, &["inspect", &m]);
+        assert!(r.ok, "inspect: {}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).expect("inspect JSON");
+        v["config"]["architecture"].clone()
+    };
+    let r = hoist(&store, &["pull", "-q", &format!("docker://{m}")]);
+    assert!(r.ok, "pull index: {}", r.stderr);
+    assert_eq!(r.stderr, "", "-q printed progress");
+    assert_eq!(arch(&store), json!("amd64"));
+    let r = hoist(
+        &store,
+        &[
+            "pull",
+            "--platform",
+            "linux/arm64",
+            &format!("docker://{m}"),
+        ],
+    );
+    assert!(r.ok, "pull arm64: {}", r.stderr);
+    assert_eq!(arch(&store), json!("arm64"));
+    let r = hoist(
+        &store,
+        &[
+            "pull",
+            "--platform",
+            "linux/s390x",
+            &format!("docker://{m}"),
+        ],
+    );
+    assert!(!r.ok && r.stderr.contains("linux/s390x"), "{}", r.stderr);
+
+    // rmi of everything empties the store.
+    let r = hoist(&store, &["rmi", &image, &m]);
+    assert!(r.ok, "rmi: {}", r.stderr);
+    assert_eq!(fs::read_dir(store.join("blobs/sha256")).unwrap().count(), 0);
+    let _ = fs::remove_dir_all(&work);
+}
+
+#[test]
+fn hoist_pull_failures_leave_nothing() {
+    let reg = Registry::start("hoist-fail", Setup::default());
+    reg.push(&oci_archive(), "busybox:latest", &[]);
+    let work = scratch("hoist-fail");
+    let store = work.join("store");
+
+    let missing = format!("docker://{}/busybox:nope", reg.host());
+    let r = hoist(&store, &["pull", &missing]);
+    assert_pull_failed_cleanly(&store, &r, "MANIFEST_UNKNOWN");
+
+    let port = free_port();
+    let r = hoist(&store, &["pull", &format!("docker://127.0.0.1:{port}/x:1")]);
+    assert_pull_failed_cleanly(&store, &r, &format!("127.0.0.1:{port}"));
+
+    // A layer corrupted in the registry's storage: its digest gives it away.
+    let raw = reg.inspect_raw("busybox:latest", &[]);
+    let m: Value = serde_json::from_slice(&raw).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let hex = &layer[7..];
+    let data = reg
+        .dir
+        .join("data/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut bytes = fs::read(&data).expect("the registry's copy of the layer");
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x55;
+    fs::write(&data, &bytes).unwrap();
+    let r = hoist(
+        &store,
+        &["pull", &format!("docker://{}/busybox:latest", reg.host())],
+    );
+    assert_pull_failed_cleanly(&store, &r, &layer);
+    // The bundle is not made either.
+    let b = work.join("bundle");
+    let r = hoist(
+        &store,
+        &[
+            "unpack",
+            &format!("docker://{}/busybox:latest", reg.host()),
+            b.to_str().unwrap(),
+        ],
+    );
+    assert!(!r.ok && r.stderr.contains(&layer), "{}", r.stderr);
+    assert!(!b.exists(), "a partial bundle");
+    let names: Vec<String> = fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["store"], "left next to the bundle: {names:?}");
+    let _ = fs::remove_dir_all(&work);
+}
+
+#[test]
+fn hoist_pull_with_credentials() {
+    let reg = Registry::start(
+        "hoist-auth",
+        Setup {
+            htpasswd: Some(("user", "pass")),
+            ..Setup::default()
+        },
+    );
+    reg.push(
+        &oci_archive(),
+        "busybox:latest",
+        &["--dest-creds", "user:pass"],
+    );
+    let work = scratch("hoist-auth");
+    let store = work.join("store");
+    let src = format!("docker://{}/busybox:latest", reg.host());
+
+    let r = hoist(&store, &["pull", &src]);
+    assert_pull_failed_cleanly(&store, &r, "authentication");
+    let r = hoist(&store, &["pull", "--creds", "user:wrong", &src]);
+    assert_pull_failed_cleanly(&store, &r, "authentication failed");
+
+    let r = hoist(&store, &["pull", "--creds", "user:pass", &src]);
+    assert!(r.ok, "with --creds: {}", r.stderr);
+    let r = hoist(&store, &["rmi", &src[9..]]);
+    assert!(r.ok, "rmi: {}", r.stderr);
+
+    let authfile = work.join("auth.json");
+    fs::write(
+        &authfile,
+        json!({"auths": {reg.host(): {"auth": b64("user:pass")}}}).to_string(),
+    )
+    .unwrap();
+    let r = hoist(
+        &store,
+        &["pull", "--authfile", authfile.to_str().unwrap(), &src],
+    );
+    assert!(r.ok, "with --authfile: {}", r.stderr);
+    let _ = fs::remove_dir_all(&work);
+}

@@ -91,29 +91,33 @@ pub fn images(store_dir: &Path, quiet: bool, format: &str) -> Result<String> {
     }
 }
 
-/// `hoist rmi NAME...`: every name is tried, each failure reported on its
-/// own line; blobs no image uses any more go too.
+/// `hoist rmi NAME...`: every name is tried; one failure is the error,
+/// several are each reported on a line of their own. Blobs no image uses
+/// any more go too.
 pub fn rmi(store_dir: &Path, names: &[String]) -> Result<()> {
     let store = Store::open(store_dir)?;
-    let mut failed = 0;
+    let mut errors = Vec::new();
     for n in names {
         let full = Reference::parse(n).map(|r| r.to_string());
         match full.and_then(|full| store.untag(&full)) {
             Ok(_) => println!("{n}"),
-            Err(e) => {
-                eprintln!("hoist: {e}");
-                failed += 1;
-            }
+            Err(e) => errors.push(e),
         }
     }
     store.gc()?;
-    if failed > 0 {
-        return Err(Error::Other(format!(
-            "{failed} of {} images not removed",
-            names.len()
-        )));
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => {
+            for e in &errors {
+                eprintln!("hoist: {e}");
+            }
+            Err(Error::Other(format!(
+                "{n} of {} images not removed",
+                names.len()
+            )))
+        }
     }
-    Ok(())
 }
 
 /// `hoist inspect NAME`: manifest and config of a stored image.
