@@ -739,11 +739,30 @@ fn overlay_bundles_share_layers_unpacked_once() {
         3
     );
 
+    // gc keeps layers a mounted bundle reads, even of no stored image.
+    let layer_count = || fs::read_dir(store.join("layers/sha256")).unwrap().count();
+    let r = hoist_in(&store, &["pull", "--name", "a/b:1", &source]);
+    assert!(r.ok, "{}", r.stderr);
+    let r = hoist_in(&store, &["rmi", "a/b:1"]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(layer_count(), 3, "gc removed layers under a mount");
+
     let st = hoist().arg("unmount").arg(&b1).status().unwrap();
     assert!(st.success());
     assert!(!is_mounted(&b1.join("rootfs")));
     let st = hoist().arg("unmount").arg(&b2).status().unwrap();
     assert!(st.success());
+    // Unmounted, they stay while a stored image has them, and go with it.
+    for n in ["a/b:1", "c/d:1"] {
+        let r = hoist_in(&store, &["pull", "--name", n, &source]);
+        assert!(r.ok, "{}", r.stderr);
+    }
+    let r = hoist_in(&store, &["rmi", "c/d:1"]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(layer_count(), 3, "gc removed layers of a/b:1");
+    let r = hoist_in(&store, &["rmi", "a/b:1"]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(layer_count(), 0, "gc kept unused layers");
     let _ = fs::remove_dir_all(&dir);
 }
 

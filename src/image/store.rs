@@ -4,7 +4,7 @@
 //! ```text
 //! STORE/oci-layout, index.json   the layout; ref.name = docker.io/library/x:tag
 //! STORE/blobs/sha256/HEX          manifests, configs, layers: verified on arrival
-//! STORE/layers/sha256/DIFFID/     layers unpacked once, for `unpack --overlay`
+//! STORE/layers/sha256/CHAINID/    layers unpacked once, for `unpack --overlay`
 //! STORE/tmp/                      blobs and layers on their way in
 //! STORE/lock                      shared by pulls and unpacks, exclusive for gc
 //! STORE/index.lock                held while index.json is rewritten
@@ -245,11 +245,15 @@ impl Store {
                 removed.push(digest);
             }
         }
+        // A layer under a mounted bundle stays even when its image is gone:
+        // the overlay still reads it.
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let layers = self.dir.join("layers/sha256");
         for e in fs::read_dir(&layers).at(&layers)? {
             let e = e.at(&layers)?;
-            let diff_id = format!("sha256:{}", e.file_name().to_string_lossy());
-            if !keep_layers.contains(&diff_id) {
+            let chain_id = format!("sha256:{}", e.file_name().to_string_lossy());
+            let in_use = mounts.contains(&*e.path().to_string_lossy());
+            if !keep_layers.contains(&chain_id) && !in_use {
                 remove_any(&e.path())?;
             }
         }
@@ -311,11 +315,13 @@ impl Store {
             blobs.insert(l.digest.clone());
         }
         if let Ok(cfg) = self.layout.json_blob::<Value>(&m.config) {
-            for id in cfg["rootfs"]["diff_ids"].as_array().into_iter().flatten() {
-                if let Some(id) = id.as_str() {
-                    layers.insert(id.to_string());
-                }
-            }
+            let diff_ids: Vec<String> = cfg["rootfs"]["diff_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            layers.extend(super::overlay::chain_ids(&diff_ids));
         }
         Ok(())
     }
