@@ -1058,3 +1058,58 @@ fn unknown_layer_media_type_is_named() {
     assert_failed_cleanly(&dir, &r, "application/x-unknown");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn pull_draws_bars_on_a_terminal_and_lines_otherwise() {
+    let dir = scratch("progress");
+    let layout = dir.join("layout");
+    let tar = layer_tar(&[E::File("a", &[1u8; 50_000], 0o644)]);
+    write_layout(
+        &layout,
+        &[(tar, Comp::Gzip)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    let store = dir.join("store");
+    let cmd = format!(
+        "exec {} --store {} pull --name x/bars:1 oci:{}",
+        env!("CARGO_BIN_EXE_hoist"),
+        store.display(),
+        layout.display()
+    );
+    // script(1) gives hoist a pty for stderr.
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("SHELL", "/bin/bash")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("\x1b[2K") && text.contains("[====="),
+        "no bars: {text:?}"
+    );
+    let r = hoist_in(&store, &["rmi", "x/bars:1"]);
+    assert!(r.ok, "{}", r.stderr);
+    let r = hoist_in(
+        &store,
+        &[
+            "pull",
+            "--name",
+            "x/bars:1",
+            &format!("oci:{}", layout.display()),
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\x1b'),
+        "escape codes on a pipe: {:?}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("layer ") && r.stderr.contains(": done"),
+        "{}",
+        r.stderr
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

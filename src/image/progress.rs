@@ -125,21 +125,18 @@ impl Progress {
         }
     }
 
-    /// A line of its own, above the bars.
+    /// A line of its own below the bars, which stay as they are: for the
+    /// end of a transfer.
     pub fn note(&self, line: &str) {
         match self.mode {
             Mode::Quiet => {}
             Mode::Lines => eprintln!("{line}"),
             Mode::Bars => {
                 let mut st = self.lock();
-                let mut err = std::io::stderr().lock();
-                if st.drawn > 0 {
-                    let _ = write!(err, "\x1b[{}F\x1b[J", st.drawn);
-                }
-                let _ = writeln!(err, "{line}");
-                st.drawn = 0;
-                drop(err);
                 self.draw(&mut st, true);
+                st.bars.clear();
+                st.drawn = 0;
+                eprintln!("{line}");
             }
         }
     }
