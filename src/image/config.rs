@@ -85,6 +85,25 @@ pub fn runtime_config(image: &Value, rootfs: BorrowedFd, ov: &Overrides) -> Resu
         None => json!({"uid": 0, "gid": 0}),
     };
 
+    // HOME as Docker sets it: the user's home in /etc/passwd, else "/".
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let uid = user["uid"].as_u64();
+        let home = read_in_root(rootfs, "/etc/passwd")?
+            .and_then(|text| {
+                text.lines()
+                    .map(|l| l.split(':').collect::<Vec<_>>())
+                    .find(|f| f.len() >= 6 && f[2].parse::<u64>().ok() == uid)
+                    .map(|f| f[5].to_string())
+            })
+            .filter(|h| h.starts_with('/'))
+            .unwrap_or_else(|| "/".to_string());
+        env.push(format!("HOME={home}"));
+    }
+
+    // An image's rootfs is the container's to write, as with Docker and
+    // umoci; `brig spec` keeps runc's read-only default for hand-made ones.
+    spec["root"]["readonly"] = json!(false);
+
     let process = &mut spec["process"];
     process["terminal"] = json!(false);
     process["args"] = json!(args);

@@ -56,7 +56,7 @@ impl Compression {
 /// caller can drain it (and check its digest).
 enum Decoder<R: Read> {
     Plain(R),
-    Gzip(flate2::read::MultiGzDecoder<R>),
+    Gzip(Box<flate2::read::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, io::BufReader<R>>),
 }
 
@@ -74,7 +74,7 @@ impl<R: Read> Decoder<R> {
     fn new(r: R, c: Compression) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Decoder::Plain(r),
-            Compression::Gzip => Decoder::Gzip(flate2::read::MultiGzDecoder::new(r)),
+            Compression::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(r))),
             Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::new(r)?),
         })
     }
@@ -94,6 +94,9 @@ struct Chunks {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
+    /// The diff_id, hashed on this side: the decompressing thread is the
+    /// busier one.
+    hasher: Sha256,
 }
 
 impl Read for Chunks {
@@ -101,6 +104,7 @@ impl Read for Chunks {
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(Ok(c)) => {
+                    self.hasher.update(&c);
                     self.cur = c;
                     self.pos = 0;
                 }
@@ -130,11 +134,9 @@ pub fn apply_layer<R: Read + Send>(
     const CHUNK: usize = 256 << 10;
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(16);
     std::thread::scope(|s| {
-        let producer = s.spawn(move || -> Result<(R, String)> {
+        let producer = s.spawn(move || -> Result<R> {
             let mut dec =
                 Decoder::new(blob, c).map_err(|e| Error::Other(format!("decompressing: {e}")))?;
-            let mut hasher = Sha256::new();
-            let mut consumer_gone = false;
             loop {
                 let mut buf = vec![0u8; CHUNK];
                 let n = match dec.read(&mut buf) {
@@ -149,42 +151,45 @@ pub fn apply_layer<R: Read + Send>(
                     }
                 };
                 buf.truncate(n);
-                hasher.update(&buf);
-                // Once the tar reader has stopped (end of archive, or an
-                // error it reports itself) the rest is only hashed.
-                if !consumer_gone && tx.send(Ok(buf)).is_err() {
-                    consumer_gone = true;
+                if tx.send(Ok(buf)).is_err() {
+                    break; // the tar side failed
                 }
             }
             drop(tx);
-            let diff_id = format!("sha256:{}", hex::encode(hasher.finalize()));
-            Ok((dec.into_inner(), diff_id))
+            Ok(dec.into_inner())
         });
-        let applied = apply_tar(
-            root,
-            Chunks {
-                rx,
-                cur: Vec::new(),
-                pos: 0,
-            },
-        );
+        let mut chunks = Chunks {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            hasher: Sha256::new(),
+        };
+        // The tar's end is not the stream's: the rest is read and hashed.
+        let applied = apply_tar(root, &mut chunks).and_then(|()| {
+            io::copy(&mut chunks, &mut io::sink())
+                .map(drop)
+                .map_err(|e| Error::Other(format!("decompressing: {e}")))
+        });
+        let diff_id = format!("sha256:{}", hex::encode(chunks.hasher.finalize()));
+        drop(chunks.rx);
         let produced = producer
             .join()
             .map_err(|_| Error::Other("decompressing thread panicked".into()))?;
         // A decompression error explains a tar error; report it first.
-        let (raw, diff_id) = produced?;
+        let raw = produced?;
         applied?;
         Ok((raw, diff_id))
     })
 }
 
-fn apply_tar(root: BorrowedFd, data: Chunks) -> Result<()> {
+fn apply_tar(root: BorrowedFd, data: &mut Chunks) -> Result<()> {
     let mut ar = tar::Archive::new(data);
     let mut st = Layer {
         root,
         touched: HashSet::new(),
         dir_times: HashMap::new(),
         is_root: nix::unistd::geteuid().is_root(),
+        buf: vec![0u8; 256 << 10],
     };
     let entries = ar
         .entries()
@@ -228,6 +233,8 @@ struct Layer<'a> {
     /// changed its contents.
     dir_times: HashMap<PathBuf, TimeSpec>,
     is_root: bool,
+    /// One copy buffer for all files: fewer, larger writes than io::copy's 8 KiB.
+    buf: Vec<u8>,
 }
 
 impl Layer<'_> {
@@ -256,7 +263,8 @@ impl Layer<'_> {
                     let fd = open_in_root(self.root, Path::new("."), libc::O_RDONLY)
                         .map_err(|e| Error::sys("opening rootfs", e))?;
                     self.meta(fd.as_fd(), OsStr::new("."), entry, false)?;
-                    self.dir_times.insert(PathBuf::new(), mtime(entry));
+                    let t = mtime(entry);
+                    self.dir_times.insert(PathBuf::new(), t);
                 }
                 return Ok(());
             }
@@ -321,7 +329,8 @@ impl Layer<'_> {
                 )
                 .map_err(|e| Error::sys("creating file", e))?;
                 let mut f = std::fs::File::from(fd);
-                io::copy(entry, &mut f).map_err(|e| Error::Other(format!("writing: {e}")))?;
+                copy_big(entry, &mut f, &mut self.buf)
+                    .map_err(|e| Error::Other(format!("writing: {e}")))?;
                 self.meta(dir.as_fd(), &name, entry, false)?;
             }
             tar::EntryType::Directory => {
@@ -334,7 +343,8 @@ impl Layer<'_> {
                     Err(e) => return Err(Error::sys("mkdir", e)),
                 }
                 self.meta(dir.as_fd(), &name, entry, false)?;
-                self.dir_times.insert(rel.clone(), mtime(entry));
+                let t = mtime(entry);
+                self.dir_times.insert(rel.clone(), t);
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -528,9 +538,61 @@ impl Layer<'_> {
     }
 }
 
-fn mtime<R: Read>(entry: &tar::Entry<R>) -> TimeSpec {
-    let secs = entry.header().mtime().unwrap_or(0) as i64;
-    TimeSpec::new(secs, 0)
+/// io::copy with a caller's (large) buffer, filled as far as the reader
+/// goes before each write.
+fn copy_big(r: &mut impl Read, w: &mut impl io::Write, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..n])?;
+        if n < buf.len() {
+            return Ok(());
+        }
+    }
+}
+
+/// The entry's mtime: a PAX "mtime" record (seconds with a fraction, as
+/// GNU tar --format=posix writes) over the header's whole seconds.
+fn mtime<R: Read>(entry: &mut tar::Entry<R>) -> TimeSpec {
+    let pax = entry.pax_extensions().ok().flatten().and_then(|exts| {
+        exts.flatten()
+            .find(|e| e.key().ok() == Some("mtime"))
+            .and_then(|e| e.value().ok().and_then(parse_pax_time))
+    });
+    pax.unwrap_or_else(|| TimeSpec::new(entry.header().mtime().unwrap_or(0) as i64, 0))
+}
+
+/// "1500000000.5" or "-1.25" as a TimeSpec; None if malformed.
+fn parse_pax_time(v: &str) -> Option<TimeSpec> {
+    let (neg, v) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    if whole.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = whole.parse().ok()?;
+    // Nanoseconds: the first nine digits of the fraction, padded.
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nanos: i64 = digits.parse().ok()?;
+    Some(if neg && nanos > 0 {
+        TimeSpec::new(-secs - 1, 1_000_000_000 - nanos)
+    } else if neg {
+        TimeSpec::new(-secs, 0)
+    } else {
+        TimeSpec::new(secs, nanos)
+    })
 }
 
 /// uid and gid from PAX records, which override the header's when present.
@@ -613,4 +675,20 @@ fn remove_all_at(dir: BorrowedFd, name: &CString) -> Result<()> {
     }
     nix::unistd::unlinkat(dir, name.as_c_str(), UnlinkatFlags::RemoveDir)
         .map_err(|e| Error::sys(format!("removing {}", name.to_string_lossy()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        let t = |v| parse_pax_time(v).map(|t| (t.tv_sec(), t.tv_nsec()));
+        assert_eq!(t("1500000000.5"), Some((1_500_000_000, 500_000_000)));
+        assert_eq!(t("12"), Some((12, 0)));
+        assert_eq!(t("1.0000000019"), Some((1, 1)));
+        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
+        assert_eq!(t("x"), None);
+        assert_eq!(t(".5"), None);
+    }
 }
