@@ -2,205 +2,18 @@
 //! bundles; hostile layers that try to write outside the rootfs; and an
 //! end-to-end run of an unpacked busybox image with brig. Needs root.
 
+mod image_common;
+
+use image_common::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tar::{EntryType, Header};
 
-fn hoist() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hoist"))
-}
-
-/// A fresh directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "hoist-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).expect("create scratch dir");
-    d
-}
-
-/// One tar entry, written with raw names so hostile paths get through.
-enum E<'a> {
-    Dir(&'a str, u32),
-    File(&'a str, &'a [u8], u32),
-    Owned(&'a str, u32, u32),
-    Link(&'a str, &'a str),
-    Sym(&'a str, &'a str),
-    Fifo(&'a str),
-    Char(&'a str, u32, u32),
-    Pax(Vec<(&'a str, &'a [u8])>),
-}
-
-fn raw_header(kind: EntryType, path: &str, link: &str, mode: u32, size: u64) -> Header {
-    let mut h = Header::new_ustar();
-    h.set_entry_type(kind);
-    {
-        let old = h.as_old_mut();
-        old.name[..path.len()].copy_from_slice(path.as_bytes());
-        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
-    }
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1000);
-    h.set_size(size);
-    h.set_cksum();
-    h
-}
-
-fn layer_tar(entries: &[E]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let (h, data): (Header, Vec<u8>) = match e {
-            E::Dir(p, m) => (raw_header(EntryType::Directory, p, "", *m, 0), vec![]),
-            E::File(p, d, m) => (
-                raw_header(EntryType::Regular, p, "", *m, d.len() as u64),
-                d.to_vec(),
-            ),
-            E::Owned(p, uid, gid) => {
-                let mut h = raw_header(EntryType::Regular, p, "", 0o640, 0);
-                h.set_uid(*uid as u64);
-                h.set_gid(*gid as u64);
-                h.set_cksum();
-                (h, vec![])
-            }
-            E::Link(p, t) => (raw_header(EntryType::Link, p, t, 0o644, 0), vec![]),
-            E::Sym(p, t) => (raw_header(EntryType::Symlink, p, t, 0o777, 0), vec![]),
-            E::Fifo(p) => (raw_header(EntryType::Fifo, p, "", 0o600, 0), vec![]),
-            E::Char(p, maj, min) => {
-                let mut h = raw_header(EntryType::Char, p, "", 0o666, 0);
-                h.set_device_major(*maj).expect("major");
-                h.set_device_minor(*min).expect("minor");
-                h.set_cksum();
-                (h, vec![])
-            }
-            E::Pax(recs) => {
-                let mut data = Vec::new();
-                for (k, v) in recs {
-                    let body = k.len() + v.len() + 3; // ' ', '=', '\n'
-                    let mut len = body + 1;
-                    while len != body + len.to_string().len() {
-                        len = body + len.to_string().len();
-                    }
-                    data.extend_from_slice(format!("{len} {k}=").as_bytes());
-                    data.extend_from_slice(v);
-                    data.push(b'\n');
-                }
-                let h = raw_header(
-                    EntryType::XHeader,
-                    "PaxHeader",
-                    "",
-                    0o644,
-                    data.len() as u64,
-                );
-                (h, data)
-            }
-        };
-        b.append(&h, data.as_slice()).expect("append entry");
-    }
-    b.into_inner().expect("finish tar")
-}
-
-#[derive(Clone, Copy)]
-enum Comp {
-    None,
-    Gzip,
-    Zstd,
-}
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-/// Writes an OCI layout at `dir` with the given layers and image config,
-/// tagged "v1"; returns the layer descriptors' digests.
-fn write_layout(dir: &Path, layers: &[(Vec<u8>, Comp)], config: Value) -> Vec<String> {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).expect("mkdir blobs");
-    let put = |b: &[u8]| -> (String, u64) {
-        let d = sha(b);
-        fs::write(blobs.join(&d[7..]), b).expect("write blob");
-        (d, b.len() as u64)
-    };
-    let mut descs = Vec::new();
-    let mut diff_ids = Vec::new();
-    for (tar, c) in layers {
-        diff_ids.push(sha(tar));
-        let (bytes, mt) = match c {
-            Comp::None => (tar.clone(), "application/vnd.oci.image.layer.v1.tar"),
-            Comp::Gzip => {
-                use std::io::Write;
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(tar).expect("gzip");
-                (
-                    e.finish().expect("gzip"),
-                    "application/vnd.oci.image.layer.v1.tar+gzip",
-                )
-            }
-            Comp::Zstd => (
-                zstd::encode_all(tar.as_slice(), 3).expect("zstd"),
-                "application/vnd.oci.image.layer.v1.tar+zstd",
-            ),
-        };
-        let (d, s) = put(&bytes);
-        descs.push(json!({"mediaType": mt, "digest": d, "size": s}));
-    }
-    let mut config = config;
-    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
-    config["os"] = json!("linux");
-    config["architecture"] = json!("amd64");
-    let (cd, cs) = put(config.to_string().as_bytes());
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": descs,
-    });
-    let (md, ms) = put(manifest.to_string().as_bytes());
-    let index = json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": md, "size": ms,
-            "annotations": {"org.opencontainers.image.ref.name": "v1"}
-        }]
-    });
-    fs::write(dir.join("index.json"), index.to_string()).expect("index.json");
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
-    descs
-        .iter()
-        .map(|d| d["digest"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
 fn unpack(source: &str, bundle: &Path, extra: &[&str]) -> Run {
-    let out = hoist()
-        .arg("unpack")
-        .args(extra)
-        .arg(source)
-        .arg(bundle)
-        .output()
-        .expect("run hoist");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::of(hoist().arg("unpack").args(extra).arg(source).arg(bundle))
 }
 
 /// Names in `dir` other than `keep`: leftovers of a failed unpack.
@@ -215,62 +28,47 @@ fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
     v
 }
 
-fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the length passed.
-    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (r >= 0).then(|| {
-        buf.truncate(r as usize);
-        buf
-    })
-}
-
 /// The three-layer image of the layer tests: whiteouts, an opaque
 /// directory, hard links across layers, every node type, owners, setuid,
 /// xattrs, and a config with every field the conversion reads.
 fn write_layered_image(layout: &Path) {
     let l1 = layer_tar(&[
-        E::Dir("etc", 0o755),
-        E::File(
+        dir("etc", 0o755),
+        file(
             "etc/passwd",
             b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
             0o644,
         ),
-        E::File(
+        file(
             "etc/group",
             b"root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
             0o644,
         ),
-        E::Dir("data", 0o755),
-        E::File("data/keep", b"kept", 0o644),
-        E::File("data/gone", b"gone", 0o644),
-        E::Dir("opq", 0o755),
-        E::File("opq/old", b"old", 0o644),
-        E::Dir("opq/sub", 0o755),
-        E::File("opq/sub/old", b"old", 0o644),
-        E::File("bin/tool", b"#!/bin/sh\n", 0o755),
-        E::File("replaced", b"a file", 0o644),
+        dir("data", 0o755),
+        file("data/keep", b"kept", 0o644),
+        file("data/gone", b"gone", 0o644),
+        dir("opq", 0o755),
+        file("opq/old", b"old", 0o644),
+        dir("opq/sub", 0o755),
+        file("opq/sub/old", b"old", 0o644),
+        file("bin/tool", b"#!/bin/sh\n", 0o755),
+        file("replaced", b"a file", 0o644),
     ]);
     let l2 = layer_tar(&[
-        E::File("data/.wh.gone", b"", 0o644),
-        E::Dir("opq", 0o750),
-        E::File("opq/.wh..wh..opq", b"", 0o644),
-        E::File("opq/new", b"new", 0o644),
-        E::Link("data/hard", "data/keep"),
-        E::Sym("data/sym", "keep"),
-        E::File("usr/bin/su", b"su", 0o4755),
-        E::Owned("home/app/owned", 1000, 1000),
-        E::Fifo("run/fifo"),
-        E::Char("dev/null2", 1, 3),
-        E::Pax(vec![("SCHILY.xattr.user.hoist", b"yes")]),
-        E::File("data/xattr", b"x", 0o600),
-        E::Dir("replaced", 0o700),
+        file("data/.wh.gone", b"", 0o644),
+        dir("opq", 0o750),
+        file("opq/.wh..wh..opq", b"", 0o644),
+        file("opq/new", b"new", 0o644),
+        hard("data/hard", "data/keep"),
+        sym("data/sym", "keep"),
+        file("usr/bin/su", b"su", 0o4755),
+        file("home/app/owned", b"", 0o640).owner(1000, 1000),
+        fifo("run/fifo", 0o600),
+        chr("dev/null2", 1, 3),
+        file("data/xattr", b"x", 0o600).xattr("user.hoist", b"yes"),
+        dir("replaced", 0o700),
     ]);
-    let l3 = layer_tar(&[E::File("data/third", b"3", 0o644)]);
+    let l3 = layer_tar(&[file("data/third", b"3", 0o644)]);
     write_layout(
         layout,
         &[(l1, Comp::Gzip), (l2, Comp::Zstd), (l3, Comp::None)],
@@ -401,7 +199,7 @@ fn layers_apply_in_order_with_whiteouts_links_and_metadata() {
 
 /// Unpacks a one-image layout of `layers`; returns the scratch dir, the
 /// bundle path and the result.
-fn unpack_layers(name: &str, layers: Vec<Vec<u8>>) -> (PathBuf, PathBuf, Run) {
+fn unpack_layers(name: &str, layers: Vec<Vec<u8>>) -> (Scratch, PathBuf, Run) {
     let dir = scratch(name);
     let layout = dir.join("layout");
     let layers: Vec<_> = layers.into_iter().map(|l| (l, Comp::Gzip)).collect();
@@ -431,8 +229,8 @@ fn dotdot_entry_is_rejected() {
     let (dir, _, r) = unpack_layers(
         "dotdot",
         vec![layer_tar(&[
-            E::File("ok", b"1", 0o644),
-            E::File("../../escape", b"x", 0o644),
+            file("ok", b"1", 0o644),
+            file("../../escape", b"x", 0o644),
         ])],
     );
     assert_failed_cleanly(&dir, &r, "../../escape");
@@ -449,8 +247,8 @@ fn whiteout_of_dot_or_dotdot_is_rejected() {
         let (dir, _, r) = unpack_layers(
             &format!("whdot{i}"),
             vec![
-                layer_tar(&[E::File("sub/f", b"1", 0o644)]),
-                layer_tar(&[E::File(name, b"", 0o644)]),
+                layer_tar(&[file("sub/f", b"1", 0o644)]),
+                layer_tar(&[file(name, b"", 0o644)]),
             ],
         );
         assert_failed_cleanly(&dir, &r, name);
@@ -465,10 +263,7 @@ fn whiteout_of_dot_or_dotdot_is_rejected() {
 #[test]
 fn absolute_entry_is_rejected() {
     let target = format!("/tmp/hoist-abs-{}", std::process::id());
-    let (dir, _, r) = unpack_layers(
-        "absolute",
-        vec![layer_tar(&[E::File(&target, b"x", 0o644)])],
-    );
+    let (dir, _, r) = unpack_layers("absolute", vec![layer_tar(&[file(&target, b"x", 0o644)])]);
     assert_failed_cleanly(&dir, &r, &target);
     assert!(!Path::new(&target).exists());
     let _ = fs::remove_dir_all(&dir);
@@ -483,14 +278,14 @@ fn symlinked_parent_stays_inside_the_rootfs() {
         "symparent",
         vec![
             layer_tar(&[
-                E::Sym("evil", &outside),
-                E::Sym("up", "../../../../../../.."),
-                E::File("evil/file", b"x", 0o644),
+                sym("evil", &outside),
+                sym("up", "../../../../../../.."),
+                file("evil/file", b"x", 0o644),
             ]),
             // Through symlinks of an earlier layer too.
             layer_tar(&[
-                E::File("evil/file2", b"x", 0o644),
-                E::File("up/tmp/file3", b"x", 0o644),
+                file("evil/file2", b"x", 0o644),
+                file("up/tmp/file3", b"x", 0o644),
             ]),
         ],
     );
@@ -513,11 +308,8 @@ fn symlink_is_replaced_not_followed() {
     let (dir, bundle, r) = unpack_layers(
         "symreplace",
         vec![
-            layer_tar(&[E::Sym("f", outside.to_str().unwrap())]),
-            layer_tar(&[
-                E::File("f", b"pwned", 0o644),
-                E::File(".wh.nothing", b"", 0o644),
-            ]),
+            layer_tar(&[sym("f", outside.to_str().unwrap())]),
+            layer_tar(&[file("f", b"pwned", 0o644), file(".wh.nothing", b"", 0o644)]),
         ],
     );
     assert!(r.ok, "{}", r.stderr);
@@ -531,13 +323,13 @@ fn symlink_is_replaced_not_followed() {
 fn hardlinks_out_of_the_rootfs_fail() {
     let before = fs::metadata("/etc/passwd").unwrap().nlink();
     for (i, (entries, what)) in [
-        (vec![E::Link("pw", "/etc/passwd")], "/etc/passwd"),
+        (vec![hard("pw", "/etc/passwd")], "/etc/passwd"),
         (
-            vec![E::Link("pw", "../../../../etc/passwd")],
+            vec![hard("pw", "../../../../etc/passwd")],
             "../../../../etc/passwd",
         ),
         (
-            vec![E::Sym("etcl", "/etc"), E::Link("pw", "etcl/passwd")],
+            vec![sym("etcl", "/etc"), hard("pw", "etcl/passwd")],
             "etcl/passwd",
         ),
     ]
@@ -555,7 +347,7 @@ fn hardlinks_out_of_the_rootfs_fail() {
 fn corrupt_and_truncated_blobs_fail_cleanly() {
     let dir = scratch("corrupt");
     let layout = dir.join("layout");
-    let tar = layer_tar(&[E::File("a", &[7u8; 100_000], 0o644)]);
+    let tar = layer_tar(&[file("a", &[7u8; 100_000], 0o644)]);
     let digests = write_layout(
         &layout,
         &[(tar, Comp::Gzip)],
@@ -585,7 +377,7 @@ fn corrupt_and_truncated_blobs_fail_cleanly() {
 
     // Same size, still a valid tar: only the digest can tell.
     let _ = fs::remove_dir_all(&layout);
-    let tar = layer_tar(&[E::File("a", b"hello", 0o644)]);
+    let tar = layer_tar(&[file("a", b"hello", 0o644)]);
     let digests = write_layout(
         &layout,
         &[(tar, Comp::None)],
@@ -643,26 +435,16 @@ fn busybox_archive_unpacks_and_runs_with_brig() {
         Vec::<String>::new()
     );
     let id = format!("hoist-e2e-{}", std::process::id());
-    let out = Command::new(env!("CARGO_BIN_EXE_brig"))
-        .arg("--root")
-        .arg(dir.join("state"))
-        .args(["run", "--bundle"])
-        .arg(&bundle)
-        .arg(&id)
-        .output()
-        .expect("run brig");
-    assert!(
-        out.status.success(),
-        "brig run: {}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        brig_run(&dir.join("state"), &bundle, &id),
+        "hello from 0 in /\n"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from 0 in /\n");
     let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn rootfs_mode_is_0755() {
-    let (dir, bundle, r) = unpack_layers("mode", vec![layer_tar(&[E::File("a", b"", 0o644)])]);
+    let (dir, bundle, r) = unpack_layers("mode", vec![layer_tar(&[file("a", b"", 0o644)])]);
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(
         fs::metadata(bundle.join("rootfs"))
@@ -673,25 +455,6 @@ fn rootfs_mode_is_0755() {
         0o755
     );
     let _ = fs::remove_dir_all(&dir);
-}
-
-/// Whether `path` is a mount point (its own line in mountinfo).
-fn is_mounted(path: &Path) -> bool {
-    let info = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    let want = path.to_string_lossy().into_owned();
-    info.lines()
-        .any(|l| l.split(' ').nth(4).is_some_and(|m| m == want))
-}
-
-/// Unmounts a bundle's overlay rootfs when the test ends, passed or not.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        if is_mounted(&self.0.join("rootfs")) {
-            let _ = hoist().arg("unmount").arg(&self.0).status();
-        }
-    }
 }
 
 #[test]
@@ -770,7 +533,7 @@ fn overlay_bundles_share_layers_unpacked_once() {
 fn overlay_layer_with_a_wrong_diff_id_leaves_nothing() {
     let dir = scratch("overlay-diffid");
     let layout = dir.join("layout");
-    let tar = layer_tar(&[E::File("a", b"hello", 0o644)]);
+    let tar = layer_tar(&[file("a", b"hello", 0o644)]);
     write_layout(
         &layout,
         &[(tar, Comp::Gzip)],
@@ -816,13 +579,13 @@ fn corrupt_diff_id(layout: &Path) {
     let mut c: Value = serde_json::from_slice(&fs::read(blob(&cd)).unwrap()).unwrap();
     c["rootfs"]["diff_ids"][0] = json!(format!("sha256:{}", "1".repeat(64)));
     let cb = c.to_string().into_bytes();
-    fs::write(blob(&sha(&cb)), &cb).unwrap();
-    m["config"]["digest"] = json!(sha(&cb));
+    fs::write(blob(&sha256(&cb)), &cb).unwrap();
+    m["config"]["digest"] = json!(sha256(&cb));
     m["config"]["size"] = json!(cb.len());
     let mb = m.to_string().into_bytes();
-    fs::write(blob(&sha(&mb)), &mb).unwrap();
+    fs::write(blob(&sha256(&mb)), &mb).unwrap();
     let mut index = index;
-    index["manifests"][0]["digest"] = json!(sha(&mb));
+    index["manifests"][0]["digest"] = json!(sha256(&mb));
     index["manifests"][0]["size"] = json!(mb.len());
     fs::write(layout.join("index.json"), index.to_string()).unwrap();
 }
@@ -845,14 +608,14 @@ fn write_docker_archive(file: &Path, layers: &[Vec<u8>], config: Value, tags: &[
         let n = format!("layer{i}/layer.tar");
         add(&n, l);
         names.push(n);
-        diff_ids.push(sha(l));
+        diff_ids.push(sha256(l));
     }
     let mut config = config;
     config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
     config["os"] = json!("linux");
     config["architecture"] = json!("amd64");
     let cb = config.to_string().into_bytes();
-    let cname = format!("{}.json", &sha(&cb)[7..]);
+    let cname = format!("{}.json", &sha256(&cb)[7..]);
     add(&cname, &cb);
     let manifest = json!([{"Config": cname, "RepoTags": tags, "Layers": names}]);
     add("manifest.json", manifest.to_string().as_bytes());
@@ -866,8 +629,8 @@ fn docker_archive_unpacks_by_name_or_alone() {
     write_docker_archive(
         &ar,
         &[
-            layer_tar(&[E::File("a", b"1", 0o644), E::File("b", b"2", 0o644)]),
-            layer_tar(&[E::File(".wh.b", b"", 0o644)]),
+            layer_tar(&[file("a", b"1", 0o644), file("b", b"2", 0o644)]),
+            layer_tar(&[file(".wh.b", b"", 0o644)]),
         ],
         json!({"config": {"Cmd": ["/a"]}}),
         &["example.com/app:1"],
@@ -902,20 +665,6 @@ fn docker_archive_unpacks_by_name_or_alone() {
         Vec::<String>::new()
     );
     let _ = fs::remove_dir_all(&dir);
-}
-
-fn hoist_in(store: &Path, args: &[&str]) -> Run {
-    let out = hoist()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .expect("run hoist");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn blob_count(store: &Path) -> usize {
@@ -999,7 +748,7 @@ fn failed_import_leaves_no_blob_and_no_name() {
     let dir = scratch("store-fail");
     let store = dir.join("store");
     let layout = dir.join("layout");
-    let tar = layer_tar(&[E::File("a", &[7u8; 10_000], 0o644)]);
+    let tar = layer_tar(&[file("a", &[7u8; 10_000], 0o644)]);
     let digests = write_layout(
         &layout,
         &[(tar, Comp::Gzip)],
@@ -1032,7 +781,7 @@ fn failed_import_leaves_no_blob_and_no_name() {
 fn unknown_layer_media_type_is_named() {
     let dir = scratch("mediatype");
     let layout = dir.join("layout");
-    let tar = layer_tar(&[E::File("a", b"1", 0o644)]);
+    let tar = layer_tar(&[file("a", b"1", 0o644)]);
     write_layout(
         &layout,
         &[(tar, Comp::None)],
@@ -1049,9 +798,9 @@ fn unknown_layer_media_type_is_named() {
     let mut m: Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
     m["layers"][0]["mediaType"] = json!("application/x-unknown");
     let mb = m.to_string().into_bytes();
-    fs::write(layout.join("blobs/sha256").join(&sha(&mb)[7..]), &mb).unwrap();
+    fs::write(layout.join("blobs/sha256").join(&sha256(&mb)[7..]), &mb).unwrap();
     let mut index = index;
-    index["manifests"][0]["digest"] = json!(sha(&mb));
+    index["manifests"][0]["digest"] = json!(sha256(&mb));
     index["manifests"][0]["size"] = json!(mb.len());
     fs::write(layout.join("index.json"), index.to_string()).unwrap();
     let r = unpack(&format!("oci:{}", layout.display()), &dir.join("b"), &[]);
@@ -1063,7 +812,7 @@ fn unknown_layer_media_type_is_named() {
 fn pull_draws_bars_on_a_terminal_and_lines_otherwise() {
     let dir = scratch("progress");
     let layout = dir.join("layout");
-    let tar = layer_tar(&[E::File("a", &[1u8; 50_000], 0o644)]);
+    let tar = layer_tar(&[file("a", &[1u8; 50_000], 0o644)]);
     write_layout(
         &layout,
         &[(tar, Comp::Gzip)],

@@ -17,8 +17,10 @@
 //! sha256_*.mtree). config.json: see UMOCI_ONLY_ENV; the other differences
 //! are printed, not asserted.
 
+mod image_common;
+
+use image_common::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::fs;
@@ -26,226 +28,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tar::{EntryType, Header};
-
-/// The test's scratch directory, removed when dropped (also on panic).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("hoist-umoci-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).expect("create scratch dir");
-        Scratch(d)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// One tar entry of a test layer.
-struct Ent<'a> {
-    kind: EntryType,
-    path: &'a str,
-    link: &'a str,
-    data: &'a [u8],
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    mtime: u64,
-    dev: (u32, u32),
-    /// PAX records written before the entry (xattrs as SCHILY.xattr.*).
-    pax: Vec<(String, Vec<u8>)>,
-}
-
-impl<'a> Ent<'a> {
-    fn new(kind: EntryType, path: &'a str, mode: u32) -> Ent<'a> {
-        Ent {
-            kind,
-            path,
-            link: "",
-            data: b"",
-            mode,
-            uid: 0,
-            gid: 0,
-            mtime: 1_000_000_000,
-            dev: (0, 0),
-            pax: vec![],
-        }
-    }
-    fn owner(mut self, uid: u64, gid: u64) -> Self {
-        self.uid = uid;
-        self.gid = gid;
-        self
-    }
-    fn mtime(mut self, t: u64) -> Self {
-        self.mtime = t;
-        self
-    }
-    fn xattr(self, k: &str, v: &[u8]) -> Self {
-        self.pax(&format!("SCHILY.xattr.{k}"), v)
-    }
-    fn pax(mut self, k: &str, v: &[u8]) -> Self {
-        self.pax.push((k.to_string(), v.to_vec()));
-        self
-    }
-}
-
-fn dir(p: &str, mode: u32) -> Ent<'_> {
-    Ent::new(EntryType::Directory, p, mode)
-}
-fn file<'a>(p: &'a str, data: &'a [u8], mode: u32) -> Ent<'a> {
-    let mut e = Ent::new(EntryType::Regular, p, mode);
-    e.data = data;
-    e
-}
-fn sym<'a>(p: &'a str, target: &'a str) -> Ent<'a> {
-    let mut e = Ent::new(EntryType::Symlink, p, 0o777);
-    e.link = target;
-    e
-}
-fn hard<'a>(p: &'a str, target: &'a str) -> Ent<'a> {
-    let mut e = Ent::new(EntryType::Link, p, 0o644);
-    e.link = target;
-    e
-}
-fn fifo(p: &str) -> Ent<'_> {
-    Ent::new(EntryType::Fifo, p, 0o620)
-}
-fn chr(p: &str, major: u32, minor: u32) -> Ent<'_> {
-    let mut e = Ent::new(EntryType::Char, p, 0o666);
-    e.dev = (major, minor);
-    e
-}
-/// A whiteout marker: an empty regular file.
-fn wh(p: &str) -> Ent<'_> {
-    Ent::new(EntryType::Regular, p, 0o644)
-}
-
-fn pax_records(recs: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for (k, v) in recs {
-        let body = k.len() + v.len() + 3; // ' ', '=', '\n'
-        let mut len = body + 1;
-        while len != body + len.to_string().len() {
-            len = body + len.to_string().len();
-        }
-        data.extend_from_slice(format!("{len} {k}=").as_bytes());
-        data.extend_from_slice(v);
-        data.push(b'\n');
-    }
-    data
-}
-
-fn layer_tar(entries: &[Ent]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        // Names too long for the header go in PAX path / linkpath records.
-        let mut pax: Vec<(&str, &[u8])> = e
-            .pax
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        let (mut path, mut link) = (e.path, e.link);
-        if path.len() > 100 {
-            pax.push(("path", path.as_bytes()));
-            path = "long-name-in-pax";
-        }
-        if link.len() > 100 {
-            pax.push(("linkpath", link.as_bytes()));
-            link = "long-link-in-pax";
-        }
-        if !pax.is_empty() {
-            let data = pax_records(&pax);
-            let mut h = Header::new_ustar();
-            h.set_entry_type(EntryType::XHeader);
-            h.set_path("PaxHeaders/x").expect("pax name");
-            h.set_mode(0o644);
-            h.set_size(data.len() as u64);
-            h.set_cksum();
-            b.append(&h, data.as_slice()).expect("append pax");
-        }
-        let mut h = Header::new_ustar();
-        h.set_entry_type(e.kind);
-        {
-            let old = h.as_old_mut();
-            old.name[..path.len()].copy_from_slice(path.as_bytes());
-            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        }
-        h.set_mode(e.mode);
-        h.set_uid(e.uid);
-        h.set_gid(e.gid);
-        h.set_mtime(e.mtime);
-        h.set_size(e.data.len() as u64);
-        if matches!(e.kind, EntryType::Char | EntryType::Block) {
-            h.set_device_major(e.dev.0).expect("major");
-            h.set_device_minor(e.dev.1).expect("minor");
-        }
-        h.set_cksum();
-        b.append(&h, e.data).expect("append entry");
-    }
-    b.into_inner().expect("finish tar")
-}
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-/// Writes an OCI layout at `dir`: the layers (gzip when `gz`), the image
-/// config, a manifest, and index.json tagging it "v1".
-fn write_layout(dir: &Path, layers: &[(Vec<u8>, bool)], config: Value) {
-    use std::io::Write;
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).expect("mkdir blobs");
-    let put = |b: &[u8]| -> (String, u64) {
-        let d = sha(b);
-        fs::write(blobs.join(&d[7..]), b).expect("write blob");
-        (d, b.len() as u64)
-    };
-    let mut descs = Vec::new();
-    let mut diff_ids = Vec::new();
-    for (tar, gz) in layers {
-        diff_ids.push(sha(tar));
-        let (bytes, mt) = if *gz {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(tar).expect("gzip");
-            (
-                e.finish().expect("gzip"),
-                "application/vnd.oci.image.layer.v1.tar+gzip",
-            )
-        } else {
-            (tar.clone(), "application/vnd.oci.image.layer.v1.tar")
-        };
-        let (d, s) = put(&bytes);
-        descs.push(json!({"mediaType": mt, "digest": d, "size": s}));
-    }
-    let mut config = config;
-    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
-    config["os"] = json!("linux");
-    config["architecture"] = json!("amd64");
-    let (cd, cs) = put(config.to_string().as_bytes());
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": descs,
-    });
-    let (md, ms) = put(manifest.to_string().as_bytes());
-    let index = json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": md, "size": ms,
-            "annotations": {"org.opencontainers.image.ref.name": "v1"}
-        }]
-    });
-    fs::write(dir.join("index.json"), index.to_string()).expect("index.json");
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
-}
 
 /// security.capability: VFS_CAP_REVISION_2, effective, CAP_NET_BIND_SERVICE
 /// (bit 10) permitted.
@@ -305,7 +87,7 @@ fn build_image(layout: &Path) {
         file("home/app/f", b"mine", 0o600).owner(1000, 1000),
         file("nobody-file", b"n", 0o644).owner(65534, 65534),
         dir("run", 0o755),
-        fifo("run/fifo"),
+        fifo("run/fifo", 0o620),
         dir("dev", 0o755),
         chr("dev/null2", 1, 3),
         chr("dev/tty9", 4, 9).owner(0, 5),
@@ -358,7 +140,12 @@ fn build_image(layout: &Path) {
     ]);
     write_layout(
         layout,
-        &[(l1, true), (l2, true), (l3, false), (l4, true)],
+        &[
+            (l1, Comp::Gzip),
+            (l2, Comp::Gzip),
+            (l3, Comp::None),
+            (l4, Comp::Gzip),
+        ],
         json!({"config": {
             "Entrypoint": ["/bin/tool"], "Cmd": ["--flag", "x y"],
             "Env": ["FOO=bar", "PATH=/usr/local/bin:/usr/bin:/bin"],
@@ -403,17 +190,6 @@ fn llistxattr(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn lgetxattr(path: &Path, name: &str) -> Vec<u8> {
-    let p = CString::new(path.as_os_str().as_bytes()).expect("path");
-    let n = CString::new(name).expect("name");
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: valid C strings and a buffer of the length passed.
-    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(r >= 0, "lgetxattr {} {name}", path.display());
-    buf.truncate(r as usize);
-    buf
-}
-
 /// The tree under `root`: relative path ("." for the root) -> Node, and the
 /// hard-link groups (paths of one inode, when it has more than one).
 fn walk(root: &Path) -> (BTreeMap<String, Node>, BTreeSet<Vec<String>>) {
@@ -447,7 +223,8 @@ fn walk(root: &Path) -> (BTreeMap<String, Node>, BTreeSet<Vec<String>>) {
         let xattrs = llistxattr(&path)
             .into_iter()
             .map(|k| {
-                let v = lgetxattr(&path, &k);
+                let v = lgetxattr(&path, &k)
+                    .unwrap_or_else(|| panic!("lgetxattr {} {k}", path.display()));
                 (k, hex::encode(v))
             })
             .collect();
@@ -468,7 +245,7 @@ fn walk(root: &Path) -> (BTreeMap<String, Node>, BTreeSet<Vec<String>>) {
                 .then(|| (libc::major(md.rdev()), libc::minor(md.rdev()))),
             content: ft
                 .is_file()
-                .then(|| sha(&fs::read(&path).expect("read file"))),
+                .then(|| sha256(&fs::read(&path).expect("read file"))),
             xattrs,
         };
         if ft.is_file() {
@@ -609,17 +386,6 @@ fn umoci() -> Option<()> {
 /// Docker does.)
 const UMOCI_ONLY_ENV: &[&str] = &["TERM=xterm"];
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn hoist_and_umoci_unpack_the_same_tree() {
     assert!(
@@ -629,17 +395,14 @@ fn hoist_and_umoci_unpack_the_same_tree() {
     if umoci().is_none() {
         return;
     }
-    let s = Scratch::new("diff");
-    let layout = s.0.join("layout");
+    let s = scratch("diff");
+    let layout = s.join("layout");
     build_image(&layout);
     let src = format!("{}:v1", layout.display());
 
-    let hb = s.0.join("hoist");
-    run(Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("unpack")
-        .arg(format!("oci:{src}"))
-        .arg(&hb));
-    let ub = s.0.join("umoci");
+    let hb = s.join("hoist");
+    run(hoist().arg("unpack").arg(format!("oci:{src}")).arg(&hb));
+    let ub = s.join("umoci");
     run(Command::new("umoci")
         .args(["unpack", "--image", &src])
         .arg(&ub));

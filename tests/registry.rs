@@ -6,18 +6,19 @@
 //! root to install missing tools (docker-registry, skopeo, apache2-utils,
 //! openssl, busybox-static for hack/mkimage).
 
+mod image_common;
+
 use base64::Engine;
 use brig::image::layout::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use brig::image::reference::Reference;
 use brig::image::registry::{Client, Options};
+use image_common::{brig_run, hoist_in, is_mounted, run, scratch, sha256, Run, Scratch, Unmount};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -74,34 +75,6 @@ fn tools() {
     });
 }
 
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "registry-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).expect("create scratch dir");
-    d
-}
-
-#[track_caller]
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
@@ -111,7 +84,7 @@ fn free_port() -> u16 {
 struct Registry {
     child: Child,
     port: u16,
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 #[derive(Default)]
@@ -204,7 +177,6 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -867,7 +839,8 @@ fn bearer_tokens() {
 
 /// A CA and a server certificate for 127.0.0.1 signed by it.
 struct Pki {
-    dir: PathBuf,
+    /// Holds the files below; removed with the Pki.
+    _dir: Scratch,
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
@@ -931,17 +904,11 @@ impl Pki {
             "server.crt",
         ]);
         Pki {
-            dir: d.clone(),
             ca: p("ca.crt"),
             cert: p("server.crt"),
             key: p("server.key"),
+            _dir: d,
         }
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -1021,31 +988,10 @@ fn tls() {
 
 // --- hoist's commands against the registry --------------------------------
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn hoist(store: &Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hoist");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// What a failed pull must leave: an error of one line naming `what`, and
 /// a store with no image, no blob and nothing in tmp/.
 #[track_caller]
-fn assert_pull_failed_cleanly(store: &Path, r: &Out, what: &str) {
+fn assert_pull_failed_cleanly(store: &Path, r: &Run, what: &str) {
     assert!(!r.ok, "pull succeeded: {}", r.stdout);
     let last: Vec<&str> = r
         .stderr
@@ -1061,7 +1007,7 @@ fn assert_pull_failed_cleanly(store: &Path, r: &Out, what: &str) {
     let count = |d: &str| fs::read_dir(store.join(d)).map(|d| d.count()).unwrap_or(0);
     assert_eq!(count("blobs/sha256"), 0, "blobs left behind");
     assert_eq!(count("tmp"), 0, "tmp/ left behind");
-    assert_eq!(hoist(store, &["images", "-q"]).stdout, "", "image named");
+    assert_eq!(hoist_in(store, &["images", "-q"]).stdout, "", "image named");
 }
 
 /// The busybox image with Cmd `cmd`, as an OCI layout at `dir` tagged "cmd".
@@ -1092,46 +1038,6 @@ fn layout_with_cmd(dir: &Path, cmd: &[&str]) {
     let _ = fs::remove_file(dir.join("manifest.json"));
 }
 
-/// `brig run` of a bundle; returns its stdout.
-fn brig_run(state: &Path, bundle: &Path, id: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_brig"))
-        .arg("--root")
-        .arg(state)
-        .args(["run", "--bundle"])
-        .arg(bundle)
-        .arg(id)
-        .output()
-        .expect("run brig");
-    assert!(
-        out.status.success(),
-        "brig run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn is_mounted(path: &Path) -> bool {
-    let want = path.to_string_lossy().into_owned();
-    fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-}
-
-/// Takes an overlay bundle down at the end of a test, passed or failed.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        if is_mounted(&self.0.join("rootfs")) {
-            let _ = Command::new(env!("CARGO_BIN_EXE_hoist"))
-                .arg("unmount")
-                .arg(&self.0)
-                .status();
-        }
-    }
-}
-
 #[test]
 fn hoist_pulls_unpacks_and_brig_runs_the_image() {
     let reg = Registry::start("hoist-e2e", Setup::default());
@@ -1149,7 +1055,7 @@ fn hoist_pulls_unpacks_and_brig_runs_the_image() {
 
     let store = work.join("store");
     let image = format!("{}/hello:1", reg.host());
-    let r = hoist(&store, &["pull", &format!("docker://{image}")]);
+    let r = hoist_in(&store, &["pull", &format!("docker://{image}")]);
     assert!(r.ok, "pull: {}", r.stderr);
     assert_eq!(r.stdout.trim(), image);
     // Not a terminal: plain progress lines, one per blob start and end.
@@ -1164,17 +1070,17 @@ fn hoist_pulls_unpacks_and_brig_runs_the_image() {
         r.stderr
     );
     assert_eq!(
-        hoist(&store, &["images", "-q"]).stdout,
+        hoist_in(&store, &["images", "-q"]).stdout,
         format!("{image}\n")
     );
     // Again: nothing to fetch.
-    let r = hoist(&store, &["pull", &format!("docker://{image}")]);
+    let r = hoist_in(&store, &["pull", &format!("docker://{image}")]);
     assert!(r.ok && r.stderr.contains("already present"), "{}", r.stderr);
 
     // A plain reference unpacks from the store; brig runs what Cmd says.
     let state = work.join("state");
     let b1 = work.join("b1");
-    let r = hoist(&store, &["unpack", &image, b1.to_str().unwrap()]);
+    let r = hoist_in(&store, &["unpack", &image, b1.to_str().unwrap()]);
     assert!(r.ok, "unpack: {}", r.stderr);
     assert_eq!(
         brig_run(&state, &b1, &format!("hoist-reg-{}", std::process::id())),
@@ -1183,7 +1089,7 @@ fn hoist_pulls_unpacks_and_brig_runs_the_image() {
     // docker:// with --overlay: pulled (already there) and mounted.
     let b2 = work.join("b2");
     let _u = Unmount(b2.clone());
-    let r = hoist(
+    let r = hoist_in(
         &store,
         &[
             "unpack",
@@ -1198,22 +1104,22 @@ fn hoist_pulls_unpacks_and_brig_runs_the_image() {
         brig_run(&state, &b2, &format!("hoist-reg-ov-{}", std::process::id())),
         "hello from the image\n"
     );
-    let r = hoist(&store, &["unmount", b2.to_str().unwrap()]);
+    let r = hoist_in(&store, &["unmount", b2.to_str().unwrap()]);
     assert!(r.ok, "unmount: {}", r.stderr);
 
     // An index: the host's platform by default, another with --platform.
     let m = format!("{}/multi:1", reg.host());
     let arch = |store: &Path| -> Value {
-        let r = hoist(store, &["inspect", &m]);
+        let r = hoist_in(store, &["inspect", &m]);
         assert!(r.ok, "inspect: {}", r.stderr);
         let v: Value = serde_json::from_str(&r.stdout).expect("inspect JSON");
         v["config"]["architecture"].clone()
     };
-    let r = hoist(&store, &["pull", "-q", &format!("docker://{m}")]);
+    let r = hoist_in(&store, &["pull", "-q", &format!("docker://{m}")]);
     assert!(r.ok, "pull index: {}", r.stderr);
     assert_eq!(r.stderr, "", "-q printed progress");
     assert_eq!(arch(&store), json!("amd64"));
-    let r = hoist(
+    let r = hoist_in(
         &store,
         &[
             "pull",
@@ -1224,7 +1130,7 @@ fn hoist_pulls_unpacks_and_brig_runs_the_image() {
     );
     assert!(r.ok, "pull arm64: {}", r.stderr);
     assert_eq!(arch(&store), json!("arm64"));
-    let r = hoist(
+    let r = hoist_in(
         &store,
         &[
             "pull",
@@ -1236,7 +1142,7 @@ fn hoist_pulls_unpacks_and_brig_runs_the_image() {
     assert!(!r.ok && r.stderr.contains("linux/s390x"), "{}", r.stderr);
 
     // rmi of everything empties the store.
-    let r = hoist(&store, &["rmi", &image, &m]);
+    let r = hoist_in(&store, &["rmi", &image, &m]);
     assert!(r.ok, "rmi: {}", r.stderr);
     assert_eq!(fs::read_dir(store.join("blobs/sha256")).unwrap().count(), 0);
     let _ = fs::remove_dir_all(&work);
@@ -1250,11 +1156,11 @@ fn hoist_pull_failures_leave_nothing() {
     let store = work.join("store");
 
     let missing = format!("docker://{}/busybox:nope", reg.host());
-    let r = hoist(&store, &["pull", &missing]);
+    let r = hoist_in(&store, &["pull", &missing]);
     assert_pull_failed_cleanly(&store, &r, "MANIFEST_UNKNOWN");
 
     let port = free_port();
-    let r = hoist(&store, &["pull", &format!("docker://127.0.0.1:{port}/x:1")]);
+    let r = hoist_in(&store, &["pull", &format!("docker://127.0.0.1:{port}/x:1")]);
     assert_pull_failed_cleanly(&store, &r, &format!("127.0.0.1:{port}"));
 
     // A layer corrupted in the registry's storage: its digest gives it away.
@@ -1272,14 +1178,14 @@ fn hoist_pull_failures_leave_nothing() {
     let n = bytes.len();
     bytes[n / 2] ^= 0x55;
     fs::write(&data, &bytes).unwrap();
-    let r = hoist(
+    let r = hoist_in(
         &store,
         &["pull", &format!("docker://{}/busybox:latest", reg.host())],
     );
     assert_pull_failed_cleanly(&store, &r, &layer);
     // The bundle is not made either.
     let b = work.join("bundle");
-    let r = hoist(
+    let r = hoist_in(
         &store,
         &[
             "unpack",
@@ -1315,14 +1221,14 @@ fn hoist_pull_with_credentials() {
     let store = work.join("store");
     let src = format!("docker://{}/busybox:latest", reg.host());
 
-    let r = hoist(&store, &["pull", &src]);
+    let r = hoist_in(&store, &["pull", &src]);
     assert_pull_failed_cleanly(&store, &r, "authentication");
-    let r = hoist(&store, &["pull", "--creds", "user:wrong", &src]);
+    let r = hoist_in(&store, &["pull", "--creds", "user:wrong", &src]);
     assert_pull_failed_cleanly(&store, &r, "authentication failed");
 
-    let r = hoist(&store, &["pull", "--creds", "user:pass", &src]);
+    let r = hoist_in(&store, &["pull", "--creds", "user:pass", &src]);
     assert!(r.ok, "with --creds: {}", r.stderr);
-    let r = hoist(&store, &["rmi", &src[9..]]);
+    let r = hoist_in(&store, &["rmi", &src[9..]]);
     assert!(r.ok, "rmi: {}", r.stderr);
 
     let authfile = work.join("auth.json");
@@ -1331,7 +1237,7 @@ fn hoist_pull_with_credentials() {
         json!({"auths": {reg.host(): {"auth": b64("user:pass")}}}).to_string(),
     )
     .unwrap();
-    let r = hoist(
+    let r = hoist_in(
         &store,
         &["pull", "--authfile", authfile.to_str().unwrap(), &src],
     );
