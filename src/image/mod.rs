@@ -15,6 +15,7 @@ pub mod layout;
 pub mod overlay;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod source;

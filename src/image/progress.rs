@@ -77,8 +77,14 @@ impl Progress {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Announces a blob of `total` bytes; returns its handle.
+    /// Announces a blob of `total` bytes being fetched; returns its handle.
     pub fn start(&self, what: &str, digest: &str, total: u64) -> usize {
+        self.start_doing(what, digest, total, "fetching")
+    }
+
+    /// Announces a blob of `total` bytes and what is done with it
+    /// ("fetching", "pushing"); returns its handle.
+    pub fn start_doing(&self, what: &str, digest: &str, total: u64, doing: &str) -> usize {
         let label = format!("{what} {}", short(digest));
         let mut st = self.lock();
         st.bars.push(Bar {
@@ -89,7 +95,7 @@ impl Progress {
         });
         let id = st.bars.len() - 1;
         match self.mode {
-            Mode::Lines => eprintln!("{label}: fetching {}", human(total)),
+            Mode::Lines => eprintln!("{label}: {doing} {}", human(total)),
             Mode::Bars => self.draw(&mut st, true),
             Mode::Quiet => {}
         }
