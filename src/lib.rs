@@ -1,6 +1,7 @@
 //! brig: an OCI container runtime. The binaries in src/bin/ only parse
 //! arguments; everything they do lives here.
 
+pub mod build;
 pub mod cgroups;
 pub mod container;
 pub mod error;

@@ -1,6 +1,7 @@
 //! hoist: the image tool of brig. Argument parsing and dispatch only.
 
 use anyhow::Result;
+use brig::build::{self, BuildOptions};
 use brig::image::config::Overrides;
 use brig::image::layout::Platform;
 use brig::image::pull::PullOptions;
@@ -113,6 +114,44 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Build an image from a Dockerfile and a context directory.
+    Build {
+        /// The build context.
+        context: PathBuf,
+        /// The Dockerfile (default: CONTEXT/Dockerfile).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Name the image NAME[:TAG] in the store (repeatable).
+        #[arg(short = 't', long = "tag", value_name = "NAME:TAG")]
+        tags: Vec<String>,
+        /// A build argument KEY=VALUE (repeatable).
+        #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+        build_args: Vec<String>,
+        /// Build up to this stage.
+        #[arg(long)]
+        target: Option<String>,
+        /// Run every step, ignoring the cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// The network of RUN steps: host (default) or none.
+        #[arg(long, default_value = "host", value_name = "host|none")]
+        network: String,
+        /// Also write the image as type=oci|oci-archive|docker-archive|bundle,dest=PATH
+        /// (repeatable).
+        #[arg(long = "output", short = 'o', value_name = "type=...,dest=PATH")]
+        outputs: Vec<String>,
+        #[command(flatten)]
+        pull: PullArgs,
+    },
+    /// Push an image of the store to a registry.
+    Push {
+        /// The image in the store.
+        name: String,
+        /// Where to: docker://HOST/REPO:TAG (default: NAME's own registry).
+        dest: Option<String>,
+        #[command(flatten)]
+        pull: PullArgs,
+    },
     /// Print an image's manifest and config as JSON.
     Inspect {
         name: String,
@@ -160,6 +199,66 @@ fn run() -> Result<()> {
             print!("{out}");
         }
         Cmd::Rmi { names } => commands::rmi(&store_dir, &names)?,
+        Cmd::Build {
+            context,
+            file,
+            tags,
+            build_args,
+            target,
+            no_cache,
+            network,
+            outputs,
+            pull,
+        } => {
+            let quiet = pull.quiet;
+            let digest = brig::build::build(&BuildOptions {
+                exec: build::exec::Options {
+                    dockerfile: file.unwrap_or_else(|| context.join("Dockerfile")),
+                    context,
+                    build_args: build_args
+                        .iter()
+                        .map(|kv| match kv.split_once('=') {
+                            Some((k, v)) => (k.to_string(), v.to_string()),
+                            // Docker takes a bare KEY from the environment.
+                            None => (kv.clone(), std::env::var(kv).unwrap_or_default()),
+                        })
+                        .collect(),
+                    target,
+                    no_cache,
+                    network: match network.as_str() {
+                        "host" => build::Network::Host,
+                        "none" => build::Network::None,
+                        other => anyhow::bail!("--network {other}: want host or none"),
+                    },
+                    pull: pull.options()?,
+                    quiet,
+                },
+                tags,
+                outputs: outputs
+                    .iter()
+                    .map(|o| build::Output::parse(o))
+                    .collect::<Result<_, _>>()?,
+                store: store_dir,
+            })?;
+            if quiet {
+                println!("{digest}");
+            } else {
+                println!("--> {digest}");
+            }
+        }
+        Cmd::Push { name, dest, pull } => {
+            let store = Store::open(&store_dir)?;
+            let full = brig::image::reference::Reference::parse(&name)?.to_string();
+            let dest = dest.unwrap_or_else(|| format!("docker://{full}"));
+            let digest = brig::image::push::push(
+                &store,
+                &full,
+                &dest,
+                &pull.options()?.registry,
+                pull.quiet,
+            )?;
+            println!("{digest}");
+        }
         Cmd::Inspect { name, platform } => {
             let platform = match platform {
                 Some(p) => Platform::parse(&p)?,

@@ -631,7 +631,7 @@ fn set_xattr(dir: BorrowedFd, name: &CString, attr: &str, value: &[u8]) -> nix::
     Errno::result(r).map(drop)
 }
 
-fn list_dir(dir: BorrowedFd) -> Result<Vec<CString>> {
+pub(crate) fn list_dir(dir: BorrowedFd) -> Result<Vec<CString>> {
     let fd = nix::fcntl::openat(
         dir,
         c".",
@@ -652,7 +652,7 @@ fn list_dir(dir: BorrowedFd) -> Result<Vec<CString>> {
 }
 
 /// rm -rf of `name` in `dir`, without following symlinks.
-fn remove_all_at(dir: BorrowedFd, name: &CString) -> Result<()> {
+pub(crate) fn remove_all_at(dir: BorrowedFd, name: &CString) -> Result<()> {
     match nix::unistd::unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::EISDIR) | Err(Errno::EPERM) => {}

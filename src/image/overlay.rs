@@ -43,7 +43,7 @@ pub fn layer_dir(store: &Store, chain_id: &str) -> PathBuf {
     store.dir.join("layers/sha256").join(hex)
 }
 
-fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
     let lower: Vec<String> = lowers
         .iter()
         .rev()
@@ -56,8 +56,10 @@ fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
             )));
         }
     }
+    // No metacopy or redirects: an upper directory must hold whole files
+    // and real directories, to be committed as a layer or stacked as one.
     let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={},metacopy=off,redirect_dir=off",
         lower.join(":"),
         upper.display(),
         work.display()

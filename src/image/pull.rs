@@ -110,9 +110,25 @@ pub fn import(
     mbytes: &[u8],
     quiet: bool,
 ) -> Result<()> {
+    import_as(store, src, name, Some(name), mdesc, mbytes, quiet)
+}
+
+/// [`import`], naming the image `tag` only if given (`hoist build` keeps
+/// base images from layouts and archives in the store without a name);
+/// `label` names it in messages.
+pub fn import_as(
+    store: &Store,
+    src: &dyn Fetch,
+    label: &str,
+    tag: Option<&str>,
+    mdesc: &Descriptor,
+    mbytes: &[u8],
+    quiet: bool,
+) -> Result<()> {
+    let name = label;
     let added = Mutex::new(Vec::new());
     let lock = store.lock_shared()?;
-    let r = import_locked(store, src, name, mdesc, mbytes, quiet, &added);
+    let r = import_locked(store, src, name, tag, mdesc, mbytes, quiet, &added);
     drop(lock);
     if r.is_err() {
         let added = added.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -122,10 +138,12 @@ pub fn import(
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 fn import_locked(
     store: &Store,
     src: &dyn Fetch,
     name: &str,
+    tag: Option<&str>,
     mdesc: &Descriptor,
     mbytes: &[u8],
     quiet: bool,
@@ -197,7 +215,9 @@ fn import_locked(
             .map_err(|_| Error::Other("lock poisoned".into()))?
             .push(m.digest.clone());
     }
-    store.tag(name, &m).map_err(ctx)?;
+    if let Some(tag) = tag {
+        store.tag(tag, &m).map_err(ctx)?;
+    }
     progress.note(&format!("{name}: stored as {}", m.digest));
     Ok(())
 }

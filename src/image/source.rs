@@ -103,10 +103,13 @@ fn layout_name(dir: &Path, tag: Option<&str>) -> Option<String> {
     let path = dir.join("index.json");
     let text = std::fs::read(path).ok()?;
     let index: layout::Index = serde_json::from_slice(&text).ok()?;
+    // containerd's annotation is always a full name; ref.name may be a
+    // bare tag (skopeo) or a full name (containerd, hack/mkimage).
     let names = index.manifests.iter().filter_map(|d| {
         d.annotations
-            .get(REF_NAME)
-            .or_else(|| d.annotations.get("io.containerd.image.name"))
+            .get("io.containerd.image.name")
+            .filter(|n| n.contains('/'))
+            .or_else(|| d.annotations.get(REF_NAME))
     });
     let found: Vec<&String> = names
         .filter(|n| match tag {

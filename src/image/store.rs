@@ -266,12 +266,19 @@ impl Store {
     }
 
     /// Removes those of `digests` no image refers to: what a failed pull
-    /// brought. Waits for other pulls, which may be about to name them.
+    /// brought. Skipped while other pulls run (they may be about to name
+    /// them).
     pub fn discard(&self, digests: &[String]) -> Result<()> {
         if digests.is_empty() {
             return Ok(());
         }
-        let _l = self.flock("lock", FlockArg::LockExclusive)?;
+        // Not waiting: the caller may itself hold a shared lock (a build
+        // importing its base), and a flock of ours on another open file
+        // would wait for it forever. Busy, the blobs are left to gc.
+        let _l = match self.flock("lock", FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err(_) => return Ok(()),
+        };
         let mut keep = HashSet::new();
         let mut layers = HashSet::new();
         for (_, d) in self.images()? {
