@@ -488,3 +488,35 @@ fn context_symlink_cannot_read_outside() {
     assert!(r.stderr.contains("link"), "{}", r.stderr);
     no_step_left(&store);
 }
+
+#[test]
+fn run_network_and_copy_from_an_image() {
+    let dir = scratch("network");
+    let store = store_with_busybox(&dir);
+    let ctx = context(
+        &dir,
+        "FROM scratch\n\
+         COPY --from=localhost/busybox:latest /bin/busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox ls /sys/class/net > /nets\"]\n\
+         CMD [\"/bin/busybox\", \"cat\", \"/nets\"]\n",
+        &[],
+    );
+    let r = build(&store, &ctx, &["-t", "x/none:1", "--network", "none"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    assert_eq!(run_image(&dir, &store, "x/none:1", &[]), "lo\n");
+    let r = build(
+        &store,
+        &ctx,
+        &["-t", "x/host:1", "--network", "host", "--no-cache"],
+    );
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    let host = run_image(&dir, &store, "x/host:1", &[]);
+    let mut want: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    want.sort();
+    assert_eq!(host.lines().collect::<Vec<_>>(), want, "host network");
+    let r = build(&store, &ctx, &["--network", "bridge"]);
+    assert!(!r.ok && r.stderr.contains("bridge"), "{}", r.stderr);
+}

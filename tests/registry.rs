@@ -1244,3 +1244,44 @@ fn hoist_pull_with_credentials() {
     assert!(r.ok, "with --authfile: {}", r.stderr);
     let _ = fs::remove_dir_all(&work);
 }
+
+#[test]
+fn hoist_push_of_a_built_image_round_trips() {
+    let reg = Registry::start("hoist-push", Setup::default());
+    let work = scratch("hoist-push");
+    let store = work.join("store");
+    let r = hoist_in(&store, &["pull", "-q", &oci_archive()]);
+    assert!(r.ok, "import: {}", r.stderr);
+    let ctx = work.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:latest\nRUN echo pushed > /p\nCMD [\"cat\", \"/p\"]\n",
+    )
+    .unwrap();
+    let r = hoist_in(
+        &store,
+        &["build", "-q", "-t", "x/pushed:1", ctx.to_str().unwrap()],
+    );
+    assert!(r.ok, "build: {}{}", r.stdout, r.stderr);
+    let dest = format!("docker://{}/pushed:1", reg.host());
+    let r = hoist_in(&store, &["push", "-q", "--insecure", "x/pushed:1", &dest]);
+    assert!(r.ok, "push: {}", r.stderr);
+    let digest = r.stdout.trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{}", r.stdout);
+    let raw = reg.inspect_raw("pushed:1", &[]);
+    assert_eq!(sha256(&raw), digest, "the registry has other bytes");
+    // Pulled into a fresh store, unpacked and run.
+    let store2 = work.join("store2");
+    let b = work.join("bundle");
+    let r = hoist_in(&store2, &["unpack", &dest, b.to_str().unwrap()]);
+    assert!(r.ok, "unpack: {}", r.stderr);
+    assert_eq!(
+        brig_run(
+            &work.join("state"),
+            &b,
+            &format!("push-{}", std::process::id())
+        ),
+        "pushed\n"
+    );
+}
