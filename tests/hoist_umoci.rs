@@ -21,12 +21,9 @@ mod image_common;
 
 use image_common::*;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
+use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// security.capability: VFS_CAP_REVISION_2, effective, CAP_NET_BIND_SERVICE
@@ -154,128 +151,9 @@ fn build_image(layout: &Path) {
     );
 }
 
-/// What the comparison sees of one entry.
-#[derive(Debug, PartialEq, Eq, Clone)]
-struct Node {
-    kind: &'static str,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    size: Option<u64>,
-    /// seconds, nanoseconds
-    mtime: (i64, i64),
-    target: Option<String>,
-    rdev: Option<(u32, u32)>,
-    content: Option<String>,
-    xattrs: BTreeMap<String, String>,
-}
-
-fn llistxattr(path: &Path) -> Vec<String> {
-    let p = CString::new(path.as_os_str().as_bytes()).expect("path");
-    // SAFETY: a valid C string; a null buffer of length 0 asks for the size.
-    let n = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
-    if n <= 0 {
-        return vec![];
-    }
-    let mut buf = vec![0u8; n as usize];
-    // SAFETY: a buffer of the length passed.
-    let n = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n <= 0 {
-        return vec![];
-    }
-    buf.truncate(n as usize);
-    buf.split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
-/// The tree under `root`: relative path ("." for the root) -> Node, and the
-/// hard-link groups (paths of one inode, when it has more than one).
-fn walk(root: &Path) -> (BTreeMap<String, Node>, BTreeSet<Vec<String>>) {
-    let mut nodes = BTreeMap::new();
-    let mut inodes: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let path = root.join(&rel);
-        let md = fs::symlink_metadata(&path).expect("lstat");
-        let ft = md.file_type();
-        let kind = if ft.is_dir() {
-            "dir"
-        } else if ft.is_file() {
-            "file"
-        } else if ft.is_symlink() {
-            "symlink"
-        } else if ft.is_fifo() {
-            "fifo"
-        } else if ft.is_char_device() {
-            "char"
-        } else if ft.is_block_device() {
-            "block"
-        } else {
-            "socket"
-        };
-        let name = if rel.as_os_str().is_empty() {
-            ".".to_string()
-        } else {
-            rel.to_string_lossy().into_owned()
-        };
-        let xattrs = llistxattr(&path)
-            .into_iter()
-            .map(|k| {
-                let v = lgetxattr(&path, &k)
-                    .unwrap_or_else(|| panic!("lgetxattr {} {k}", path.display()));
-                (k, hex::encode(v))
-            })
-            .collect();
-        let node = Node {
-            kind,
-            mode: md.mode() & 0o7777,
-            uid: md.uid(),
-            gid: md.gid(),
-            size: (kind == "file" || kind == "symlink").then(|| md.size()),
-            mtime: (md.mtime(), md.mtime_nsec()),
-            target: ft.is_symlink().then(|| {
-                fs::read_link(&path)
-                    .expect("readlink")
-                    .display()
-                    .to_string()
-            }),
-            rdev: (ft.is_char_device() || ft.is_block_device())
-                .then(|| (libc::major(md.rdev()), libc::minor(md.rdev()))),
-            content: ft
-                .is_file()
-                .then(|| sha256(&fs::read(&path).expect("read file"))),
-            xattrs,
-        };
-        if ft.is_file() {
-            inodes
-                .entry((md.dev(), md.ino()))
-                .or_default()
-                .push(name.clone());
-        }
-        nodes.insert(name, node);
-        if ft.is_dir() {
-            for e in fs::read_dir(&path).expect("read_dir") {
-                let e = e.expect("dir entry");
-                stack.push(rel.join(e.file_name()));
-            }
-        }
-    }
-    let groups = inodes
-        .into_values()
-        .filter(|v| v.len() > 1)
-        .map(|mut v| {
-            v.sort();
-            v
-        })
-        .collect();
-    (nodes, groups)
-}
-
 /// Differences that are not hoist's to fix, or known and reported: (path,
 /// field, why). Each one that shows up is printed, not failed on.
-const EXCUSED: &[(&str, &str, &str)] = &[
+const EXCUSED: &[Excuse] = &[
     (
         ".",
         "mtime",
@@ -293,63 +171,6 @@ const EXCUSED: &[(&str, &str, &str)] = &[
         "a parent no layer has an entry for: created at unpack time by both",
     ),
 ];
-
-/// The differences between two walked trees, one line each, and the
-/// excused ones (see EXCUSED).
-fn diff_trees(
-    (a, ag): &(BTreeMap<String, Node>, BTreeSet<Vec<String>>),
-    (b, bg): &(BTreeMap<String, Node>, BTreeSet<Vec<String>>),
-) -> (Vec<String>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut excused = Vec::new();
-    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for n in names {
-        match (a.get(n), b.get(n)) {
-            (Some(x), None) => out.push(format!("{n}: only in hoist's ({})", x.kind)),
-            (None, Some(y)) => out.push(format!("{n}: only in umoci's ({})", y.kind)),
-            (Some(x), Some(y)) if x != y => {
-                // Name the fields that differ.
-                let mut f = Vec::new();
-                macro_rules! cmp {
-                    ($field:ident, $fmt:literal) => {
-                        if x.$field != y.$field {
-                            let field = stringify!($field);
-                            let line = format!(
-                                concat!("{} ", $fmt, " vs ", $fmt),
-                                field, x.$field, y.$field
-                            );
-                            match EXCUSED.iter().find(|e| e.0 == n.as_str() && e.1 == field) {
-                                Some(e) => excused.push(format!("{n}: {line}: {}", e.2)),
-                                None => f.push(line),
-                            }
-                        }
-                    };
-                }
-                cmp!(kind, "{}");
-                cmp!(mode, "{:04o}");
-                cmp!(uid, "{}");
-                cmp!(gid, "{}");
-                cmp!(size, "{:?}");
-                cmp!(mtime, "{:?}");
-                cmp!(target, "{:?}");
-                cmp!(rdev, "{:?}");
-                cmp!(content, "{:?}");
-                cmp!(xattrs, "{:?}");
-                if !f.is_empty() {
-                    out.push(format!("{n}: {} (hoist vs umoci)", f.join(", ")));
-                }
-            }
-            _ => {}
-        }
-    }
-    for g in ag.difference(bg) {
-        out.push(format!("hard links only in hoist's: {g:?}"));
-    }
-    for g in bg.difference(ag) {
-        out.push(format!("hard links only in umoci's: {g:?}"));
-    }
-    (out, excused)
-}
 
 /// umoci on PATH, installed with apt-get if missing. None when it cannot
 /// be had (a failure under CI=true).
@@ -409,7 +230,7 @@ fn hoist_and_umoci_unpack_the_same_tree() {
 
     let h = walk(&hb.join("rootfs"));
     let u = walk(&ub.join("rootfs"));
-    let (diffs, excused) = diff_trees(&h, &u);
+    let (diffs, excused) = diff_trees(&h, &u, ("hoist", "umoci"), EXCUSED, &[]);
     if !excused.is_empty() {
         eprintln!(
             "hoist vs umoci: differences excused (see EXCUSED):\n  {}",

@@ -1,15 +1,18 @@
 //! Helpers shared by the image tests (tests/hoist.rs, tests/hoist_umoci.rs,
 //! tests/registry.rs): scratch dirs, digests, test layers and OCI layouts,
-//! running hoist and brig, overlay mounts, xattrs.
+//! running hoist and brig, overlay mounts, xattrs, and the tree walk and
+//! comparison of the differential tests (hoist_umoci, build_buildah).
 #![allow(dead_code)] // each test crate uses its own subset of these helpers
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
 use std::ops::Deref;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -361,4 +364,223 @@ pub fn write_layout(dir: &Path, layers: &[(Vec<u8>, Comp)], config: Value) -> Ve
         .iter()
         .map(|d| d["digest"].as_str().unwrap_or_default().to_string())
         .collect()
+}
+
+/// What the comparison sees of one entry.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct Node {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: Option<u64>,
+    /// seconds, nanoseconds
+    pub mtime: (i64, i64),
+    pub target: Option<String>,
+    pub rdev: Option<(u32, u32)>,
+    pub content: Option<String>,
+    pub xattrs: BTreeMap<String, String>,
+}
+
+pub fn llistxattr(path: &Path) -> Vec<String> {
+    let p = CString::new(path.as_os_str().as_bytes()).expect("path");
+    // SAFETY: a valid C string; a null buffer of length 0 asks for the size.
+    let n = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
+    if n <= 0 {
+        return vec![];
+    }
+    let mut buf = vec![0u8; n as usize];
+    // SAFETY: a buffer of the length passed.
+    let n = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return vec![];
+    }
+    buf.truncate(n as usize);
+    buf.split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// The tree under `root`: relative path ("." for the root) -> Node, and the
+/// hard-link groups (paths of one inode, when it has more than one).
+pub fn walk(root: &Path) -> (BTreeMap<String, Node>, BTreeSet<Vec<String>>) {
+    let mut nodes = BTreeMap::new();
+    let mut inodes: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let path = root.join(&rel);
+        let md = fs::symlink_metadata(&path).expect("lstat");
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            "dir"
+        } else if ft.is_file() {
+            "file"
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_fifo() {
+            "fifo"
+        } else if ft.is_char_device() {
+            "char"
+        } else if ft.is_block_device() {
+            "block"
+        } else {
+            "socket"
+        };
+        let name = if rel.as_os_str().is_empty() {
+            ".".to_string()
+        } else {
+            rel.to_string_lossy().into_owned()
+        };
+        let xattrs = llistxattr(&path)
+            .into_iter()
+            .map(|k| {
+                let v = lgetxattr(&path, &k)
+                    .unwrap_or_else(|| panic!("lgetxattr {} {k}", path.display()));
+                (k, hex::encode(v))
+            })
+            .collect();
+        let node = Node {
+            kind,
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            size: (kind == "file" || kind == "symlink").then(|| md.size()),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            target: ft.is_symlink().then(|| {
+                fs::read_link(&path)
+                    .expect("readlink")
+                    .display()
+                    .to_string()
+            }),
+            rdev: (ft.is_char_device() || ft.is_block_device())
+                .then(|| (libc::major(md.rdev()), libc::minor(md.rdev()))),
+            content: ft
+                .is_file()
+                .then(|| sha256(&fs::read(&path).expect("read file"))),
+            xattrs,
+        };
+        if ft.is_file() {
+            inodes
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(name.clone());
+        }
+        nodes.insert(name, node);
+        if ft.is_dir() {
+            for e in fs::read_dir(&path).expect("read_dir") {
+                let e = e.expect("dir entry");
+                stack.push(rel.join(e.file_name()));
+            }
+        }
+    }
+    let groups = inodes
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .map(|mut v| {
+            v.sort();
+            v
+        })
+        .collect();
+    (nodes, groups)
+}
+
+/// A known difference that a differential test prints instead of failing
+/// on: (path, field, why). The path is exact, or a prefix when it ends in
+/// `*`; the field is one of [`Node`]'s, or "missing" for an entry that only
+/// one tree has.
+pub type Excuse = (&'static str, &'static str, &'static str);
+
+fn excused<'a>(excuses: &'a [Excuse], path: &str, field: &str) -> Option<&'a Excuse> {
+    excuses.iter().find(|e| {
+        e.1 == field
+            && match e.0.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => e.0 == path,
+            }
+    })
+}
+
+/// The differences between two walked trees, `a` and `b` named by
+/// `names`, one line each, and the excused ones (see [`Excuse`]). The
+/// fields in `skip` (e.g. "mtime") are not compared.
+pub fn diff_trees(
+    (a, ag): &(BTreeMap<String, Node>, BTreeSet<Vec<String>>),
+    (b, bg): &(BTreeMap<String, Node>, BTreeSet<Vec<String>>),
+    (an, bn): (&str, &str),
+    excuses: &[Excuse],
+    skip: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut excused_seen = Vec::new();
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for n in names {
+        let only = |who: &str, x: &Node| {
+            let line = format!("{n}: only in {who}'s ({})", x.kind);
+            match excused(excuses, n, "missing") {
+                Some(e) => (None, Some(format!("{line}: {}", e.2))),
+                None => (Some(line), None),
+            }
+        };
+        match (a.get(n), b.get(n)) {
+            (Some(x), None) | (None, Some(x)) => {
+                let who = if a.contains_key(n) { an } else { bn };
+                let (o, e) = only(who, x);
+                out.extend(o);
+                excused_seen.extend(e);
+            }
+            (Some(x), Some(y)) if x != y => {
+                // Name the fields that differ.
+                let mut f = Vec::new();
+                macro_rules! cmp {
+                    ($field:ident, $fmt:literal) => {
+                        let field = stringify!($field);
+                        if x.$field != y.$field && !skip.contains(&field) {
+                            let line = format!(
+                                concat!("{} ", $fmt, " vs ", $fmt),
+                                field, x.$field, y.$field
+                            );
+                            match excused(excuses, n, field) {
+                                Some(e) => excused_seen.push(format!("{n}: {line}: {}", e.2)),
+                                None => f.push(line),
+                            }
+                        }
+                    };
+                }
+                cmp!(kind, "{}");
+                cmp!(mode, "{:04o}");
+                cmp!(uid, "{}");
+                cmp!(gid, "{}");
+                cmp!(size, "{:?}");
+                cmp!(mtime, "{:?}");
+                cmp!(target, "{:?}");
+                cmp!(rdev, "{:?}");
+                cmp!(content, "{:?}");
+                cmp!(xattrs, "{:?}");
+                if !f.is_empty() {
+                    out.push(format!("{n}: {} ({an} vs {bn})", f.join(", ")));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Hard-link groups, less the names that only one tree has or that are
+    // excused as missing.
+    let keep = |g: &Vec<String>| -> Vec<String> {
+        g.iter()
+            .filter(|p| a.contains_key(*p) && b.contains_key(*p))
+            .cloned()
+            .collect()
+    };
+    let norm = |gs: &BTreeSet<Vec<String>>| -> BTreeSet<Vec<String>> {
+        gs.iter().map(keep).filter(|g| g.len() > 1).collect()
+    };
+    let (ag, bg) = (norm(ag), norm(bg));
+    for g in ag.difference(&bg) {
+        out.push(format!("hard links only in {an}'s: {g:?}"));
+    }
+    for g in bg.difference(&ag) {
+        out.push(format!("hard links only in {bn}'s: {g:?}"));
+    }
+    (out, excused_seen)
 }
