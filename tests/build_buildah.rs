@@ -81,8 +81,8 @@ const EXCUSED: &[Excuse] = &[
         "w/other*",
         "uid",
         "buildah creates a WORKDIR lazily, at the next RUN, as that RUN's USER \
-         (1000 here, set after the WORKDIR); hoist, like BuildKit, makes it \
-         with the owner of the time of the WORKDIR",
+         (1000 here, set after the WORKDIR); hoist makes it root's, the \
+         USER at the time of the WORKDIR",
     ),
     (
         "w/other*",
@@ -633,6 +633,16 @@ fn cmd_and_entrypoint() {
     }
 }
 
+/// RUN steps that add, change and remove files, links, modes and owners,
+/// and remove or replace files and directories of the base and of earlier
+/// steps (whiteouts, opaque directories).
+///
+/// Not here: changing one name of a hard-linked file of an earlier layer
+/// (`echo two >> /a/hard` in a later RUN). hoist runs RUN on overlayfs,
+/// where a copy-up breaks the link (index=off), and commits the upper dir,
+/// so the other name keeps the old content and the image loses the link,
+/// as with Docker's overlay2 and BuildKit; buildah on vfs diffs whole trees
+/// and keeps both. A difference of storage drivers, not of Dockerfiles.
 #[test]
 fn run_changes_files() {
     let Some(c) = Case::new("run") else {
@@ -644,7 +654,7 @@ RUN mkdir -p /a/b/c /a/gone /a/replaced && echo one > /a/b/c/f && ln -s /a/b/c/f
  && ln /a/b/c/f /a/hard && chmod 0700 /a/b && chown 1000:1000 /a/b/c/f && echo g > /a/gone/g \
  && echo r > /a/replaced/r && echo filedir > /a/file-to-dir && mkfifo /a/fifo && chmod 4755 /a/hard \
  && touch /a/empty && ln -s nowhere /a/dangling
-RUN rm /bin/ls /etc/motd && rm -rf /a/gone /usr/sbin && echo two >> /a/hard \
+RUN rm /bin/ls /etc/motd && rm -rf /a/gone /usr/sbin \
  && rm -rf /a/replaced && echo now-a-file > /a/replaced \
  && rm /a/file-to-dir && mkdir /a/file-to-dir && echo in > /a/file-to-dir/in \
  && chmod 0640 /etc/passwd && chown 0:1000 /etc/group && rm /a/link && ln -s b/c/f /a/link
@@ -655,7 +665,7 @@ RUN rm -rf /home && mkdir -m 0711 /home && echo fresh > /home/only
     assert!(!h.rootfs.join("bin/ls").exists() && !h.rootfs.join("etc/motd").exists());
     assert!(!h.rootfs.join("usr/sbin").exists() && !h.rootfs.join("a/gone").exists());
     assert_eq!(read(&h.rootfs.join("a/replaced")), "now-a-file\n");
-    assert_eq!(read(&h.rootfs.join("a/b/c/f")), "one\ntwo\n");
+    assert_eq!(read(&h.rootfs.join("a/hard")), "one\n");
     assert_eq!(read(&h.rootfs.join("home/only")), "fresh\n");
 }
 
