@@ -38,10 +38,36 @@ pub struct SourceRoot<'a> {
 /// How copied files are owned and moded.
 #[derive(Clone, Copy)]
 pub struct Attrs {
-    pub uid: u32,
-    pub gid: u32,
+    /// --chown (or 0:0 for the context); None keeps the source's owners,
+    /// as COPY --from does.
+    pub owner: Option<(u32, u32)>,
     /// --chmod: for every file and directory copied.
     pub chmod: Option<u32>,
+}
+
+impl Attrs {
+    /// The owner of what a copy creates that has no source: directories
+    /// on the way to the destination.
+    fn made_owner(&self) -> (u32, u32) {
+        self.owner.unwrap_or((0, 0))
+    }
+}
+
+/// mkdir -p of `path` in the root, each directory it creates owned like
+/// the copy (Docker creates them with the --chown owner).
+fn mkdir_owned(target: BorrowedFd, path: &Path, a: Attrs) -> Result<()> {
+    let mut cur = PathBuf::new();
+    for c in path.components() {
+        cur.push(c);
+        if open_in_root(target, &cur, libc::O_PATH).is_ok() {
+            continue;
+        }
+        mkdir_all_in_root(target, &cur, 0o755)?;
+        let fd = open_in_root(target, &cur, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| Error::sys(format!("opening {}", cur.display()), e))?;
+        set_owner(fd.as_fd(), a.made_owner())?;
+    }
+    Ok(())
 }
 
 /// A source, resolved: its path in the root and whether it is a directory.
@@ -291,8 +317,19 @@ pub fn copy(
     dest: &str,
     attrs: Attrs,
 ) -> Result<()> {
-    let dest_is_dir = dest.ends_with('/') || sources.len() > 1 || sources.iter().any(|s| s.is_dir);
     let dest_rel = clean(dest).map_err(|_| Error::Other(format!("bad destination \"{dest}\"")))?;
+    // An existing directory takes files into it, slash or not.
+    let dest_exists_as_dir =
+        open_in_root(target, &dest_rel, libc::O_RDONLY | libc::O_DIRECTORY).is_ok();
+    let dest_is_dir = dest.ends_with('/')
+        || sources.len() > 1
+        || sources.iter().any(|s| s.is_dir)
+        || dest_exists_as_dir;
+    if dest_is_dir {
+        mkdir_owned(target, &dest_rel, attrs)?;
+    } else if let Some(parent) = dest_rel.parent() {
+        mkdir_owned(target, parent, attrs)?;
+    }
     for s in sources {
         let fd = open_top(root, &s.rel)?;
         let base = s
@@ -329,7 +366,7 @@ pub fn copy(
                         // its contents: a destination it makes is 0755,
                         // owned like the files.
                         if !existed {
-                            set_owner(fd.as_fd(), attrs)?;
+                            set_owner(fd.as_fd(), attrs.made_owner())?;
                         }
                     } else {
                         set_meta(fd.as_fd(), c"", st, attrs, false)?;
@@ -380,8 +417,8 @@ pub fn copy(
     Ok(())
 }
 
-fn set_owner(fd: BorrowedFd, a: Attrs) -> Result<()> {
-    nix::unistd::fchown(fd, Some(Uid::from_raw(a.uid)), Some(Gid::from_raw(a.gid)))
+fn set_owner(fd: BorrowedFd, (uid, gid): (u32, u32)) -> Result<()> {
+    nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
         .map_err(|e| Error::sys("chown", e))
 }
 
@@ -423,11 +460,12 @@ fn set_meta(dir: BorrowedFd, name: &CStr, st: &FileStat, a: Attrs, symlink: bool
         AtFlags::AT_SYMLINK_NOFOLLOW
     };
     let at: &CStr = name;
+    let (uid, gid) = a.owner.unwrap_or((st.st_uid, st.st_gid));
     nix::unistd::fchownat(
         dir,
         at,
-        Some(Uid::from_raw(a.uid)),
-        Some(Gid::from_raw(a.gid)),
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
         flags,
     )
     .map_err(|e| Error::sys("chown", e))?;

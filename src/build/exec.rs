@@ -521,7 +521,7 @@ impl<'a> Builder<'a> {
                 } else {
                     Path::new(if cur.is_empty() { "/" } else { &cur }).join(&w)
                 };
-                Self::cfg(st).insert("WorkingDir".into(), json!(new.to_string_lossy()));
+                Self::cfg(st).insert("WorkingDir".into(), json!(clean_abs(&new)));
                 self.meta_done(st, ins, nop(&ins.original));
             }
             Kind::User(u) => {
@@ -937,7 +937,11 @@ impl<'a> Builder<'a> {
                 return Err(self.err(ins, format!("ADD from a URL ({u}) is not supported")));
             }
         }
-        let dest = self.expand(st, ins, dest)?;
+        let mut dest = self.expand(st, ins, dest)?;
+        // "." and "x/." name a directory, as a trailing slash does.
+        if dest == "." || dest == ".." || dest.ends_with("/.") || dest.ends_with("/..") {
+            dest.push('/');
+        }
         let cwd = Self::workdir(st);
         let dest_abs = if dest.starts_with('/') {
             dest.clone()
@@ -1020,19 +1024,26 @@ impl<'a> Builder<'a> {
         }
         let (sd, merged, upper) = self.step_overlay(st)?;
         let target = fs::File::open(&merged).at(&merged)?;
-        let (uid, gid) = match chown {
-            None => (0, 0),
+        // Context files belong to root unless --chown says otherwise;
+        // files from another stage or image keep their owners.
+        let owner = match chown {
+            None if from.is_some() => None,
+            None => Some((0, 0)),
             Some(c) => {
                 let c = self.expand(st, ins, c)?;
                 let u = crate::image::config::resolve_user(&c, target.as_fd())
                     .map_err(|e| self.err(ins, format!("--chown={c}: {e}")))?;
-                (
-                    u["uid"].as_u64().unwrap_or(0) as u32,
-                    u["gid"].as_u64().unwrap_or(0) as u32,
-                )
+                let uid = u["uid"].as_u64().unwrap_or(0) as u32;
+                // Without a group, the gid is the uid (Docker's rule).
+                let gid = if c.contains(':') {
+                    u["gid"].as_u64().unwrap_or(0) as u32
+                } else {
+                    uid
+                };
+                Some((uid, gid))
             }
         };
-        let attrs = Attrs { uid, gid, chmod };
+        let attrs = Attrs { owner, chmod };
         let mut plain = Vec::new();
         for r in resolved {
             if add && !r.is_dir {
@@ -1124,14 +1135,39 @@ fn write_heredoc(target: std::os::fd::BorrowedFd, to: &str, body: &str, a: Attrs
         nix::sys::stat::Mode::from_bits_truncate(a.chmod.unwrap_or(0o644)),
     )
     .map_err(|e| Error::sys(format!("creating {to}"), e))?;
+    let (uid, gid) = a.owner.unwrap_or((0, 0));
     nix::unistd::fchown(
         &fd,
-        Some(nix::unistd::Uid::from_raw(a.uid)),
-        Some(nix::unistd::Gid::from_raw(a.gid)),
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
     )
     .map_err(|e| Error::sys("chown", e))?;
     let mut f = fs::File::from(fd);
     std::io::Write::write_all(&mut f, body.as_bytes()).map_err(|e| Error::io(to, e))
+}
+
+/// An absolute path with `.` and `..` resolved lexically, as Docker
+/// records WORKDIR (`..` stops at `/`).
+fn clean_abs(p: &Path) -> String {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    for n in parts {
+        out.push('/');
+        out.push_str(&n.to_string_lossy());
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 fn first_word(s: &str) -> String {
