@@ -520,3 +520,31 @@ fn run_network_and_copy_from_an_image() {
     let r = build(&store, &ctx, &["--network", "bridge"]);
     assert!(!r.ok && r.stderr.contains("bridge"), "{}", r.stderr);
 }
+
+#[test]
+fn heredocs_in_run_and_copy() {
+    let dir = scratch("heredoc");
+    let store = store_with_busybox(&dir);
+    let ctx = context(
+        &dir,
+        "FROM localhost/busybox:latest\n\
+         ARG WHO=world\n\
+         COPY <<EOF /etc/greeting\n\
+         hello $WHO\n\
+         EOF\n\
+         COPY <<'EOF' /etc/literal\n\
+         kept $WHO\n\
+         EOF\n\
+         RUN cat <<EOF > /from-shell\n\
+         shell says $WHO\n\
+         EOF\n\
+         CMD [\"cat\", \"/etc/greeting\", \"/etc/literal\", \"/from-shell\"]\n",
+        &[],
+    );
+    let r = build(&store, &ctx, &["-t", "x/hd:1", "--build-arg", "WHO=you"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        run_image(&dir, &store, "x/hd:1", &[]),
+        "hello you\nkept $WHO\nshell says you\n"
+    );
+}
