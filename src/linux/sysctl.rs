@@ -47,6 +47,14 @@ pub fn apply(root: BorrowedFd, sysctl: &HashMap<String, String>) -> Result<()> {
         let rel = format!("/proc/sys/{}", key.replace('.', "/"));
         let fd = paths::open_in_root(root, Path::new(&rel), libc::O_WRONLY)
             .map_err(|e| Error::sys(format!("linux.sysctl {key}: opening {rel}"), e))?;
+        // The rootfs may ship its own /proc: only a real procfs takes the value.
+        let on_procfs = nix::sys::statfs::fstatfs(&fd)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+        if !on_procfs {
+            return Err(Error::Other(format!(
+                "linux.sysctl {key}: {rel} is not on procfs (is /proc mounted?)"
+            )));
+        }
         nix::unistd::write(&fd, value.as_bytes())
             .map_err(|e| Error::sys(format!("linux.sysctl {key}={value}"), e))?;
     }

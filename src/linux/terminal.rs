@@ -34,6 +34,11 @@ pub fn send_master(socket: RawFd, master: &OwnedFd, name: &str) -> Result<()> {
 /// Makes the slave the controlling terminal and stdio of this process, and
 /// /dev/console of the container.
 pub fn become_console(slave_path: &str) -> Result<()> {
+    // A symlink planted at /dev/console must not redirect the bind
+    // (CVE-2025-52565): replace it with a plain file.
+    if std::fs::symlink_metadata("/dev/console").is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file("/dev/console").map_err(|e| Error::io("/dev/console", e))?;
+    }
     if std::fs::symlink_metadata("/dev/console").is_err() {
         let _ = std::fs::File::create("/dev/console");
     }

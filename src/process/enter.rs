@@ -139,7 +139,8 @@ fn child_main(e: &Enter, flags: CloneFlags, ch: &Channel) -> Result<std::convert
         terminal::send_master(sock.as_raw_fd(), &master, &slave)?;
         terminal::become_controlling(&slave)?;
     }
-    let prepared = finish::prepare(e.process, e.seccomp, lsm_attr, e.preserve_fds)?;
+    let mut prepared = finish::prepare(e.process, e.seccomp, lsm_attr, e.preserve_fds)?;
+    prepared.keep_open(ch.raw());
     ch.send(&Msg::Ready)?;
     Err(finish::finish(prepared))
 }

@@ -5,8 +5,9 @@
 
 use super::exec;
 use crate::error::{Error, Result, SysContext};
-use crate::linux::{capabilities, lsm, rlimits, sched, seccomp, user};
+use crate::linux::{capabilities, lsm, paths, rlimits, sched, seccomp, user};
 use oci_spec::runtime::Process;
+use std::os::fd::{AsFd, RawFd};
 use std::path::PathBuf;
 
 pub struct Prepared<'a> {
@@ -20,6 +21,15 @@ pub struct Prepared<'a> {
     /// entered, when an LSM label must be armed.
     lsm_attr: Option<std::fs::File>,
     preserve_fds: i32,
+    /// The caller's channel, which must stay open (close-on-exec) so that
+    /// it closes, or carries the error, when exec succeeds or fails.
+    keep_fd: Option<RawFd>,
+}
+
+impl Prepared<'_> {
+    pub fn keep_open(&mut self, fd: RawFd) {
+        self.keep_fd = Some(fd);
+    }
 }
 
 /// Opens the host's /proc/self/attr if the process asks for an LSM label;
@@ -35,13 +45,19 @@ pub fn open_lsm_attr(p: &Process) -> Result<Option<std::fs::File>> {
         .map_err(|e| Error::io("/proc/self/attr", e))
 }
 
+/// process.cwd is resolved inside the container's root, never through a
+/// magic link: `/proc/self/fd/N` naming one of our host fds would leave the
+/// process outside the container (CVE-2024-21626).
 fn chdir_cwd(p: &Process) -> Result<()> {
     let cwd = p.cwd();
-    if nix::unistd::chdir(cwd).is_err() {
-        std::fs::create_dir_all(cwd).map_err(|e| Error::io(cwd, e))?;
-        nix::unistd::chdir(cwd).sys(|| format!("chdir {}", cwd.display()))?;
-    }
-    Ok(())
+    let what = || format!("process.cwd {}", cwd.display());
+    let root = std::fs::File::open("/").map_err(|e| Error::io("/", e))?;
+    let dir = match paths::open_in_root(root.as_fd(), cwd, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => paths::mkdir_all_in_root(root.as_fd(), cwd, 0o755)?,
+        Err(e) => return Err(Error::sys(what(), e)),
+    };
+    nix::unistd::fchdir(&dir).sys(what)
 }
 
 /// Run inside the container (its root, its namespaces), still privileged.
@@ -81,13 +97,32 @@ pub fn prepare<'a>(
         seccomp,
         lsm_attr,
         preserve_fds,
+        keep_fd: None,
     })
 }
 
 /// Every fd but stdio and the preserved ones closes on exec, whatever brig
-/// inherited from its caller.
-fn seal_fds(preserve: i32) -> Result<()> {
+/// inherited from its caller. Only `keep` survives until exec itself: the
+/// others close now, or a program path like /proc/self/fd/N/../.. would be
+/// resolved through a host directory brig holds (CVE-2024-21626).
+fn seal_fds(preserve: i32, keep: Option<RawFd>) -> Result<()> {
     let first = 3 + preserve.max(0) as u32;
+    let close = |from: u32, to: u32| {
+        // SAFETY: closes fds nothing in this process uses any more.
+        (from <= to).then(|| unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) })
+    };
+    match keep
+        .and_then(|k| u32::try_from(k).ok())
+        .filter(|&k| k >= first)
+    {
+        Some(k) => {
+            close(first, k - 1);
+            close(k + 1, u32::MAX);
+        }
+        None => {
+            close(first, u32::MAX);
+        }
+    }
     // SAFETY: close_range with CLOEXEC only marks fds; it closes nothing now.
     let r = unsafe {
         libc::syscall(
@@ -145,7 +180,7 @@ fn finish_inner(p: Prepared<'_>) -> Result<std::convert::Infallible> {
         nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
     }
     user::set_umask(process.user());
-    seal_fds(p.preserve_fds)?;
+    seal_fds(p.preserve_fds, p.keep_fd)?;
     crate::logging::step("exec");
     if let Some(f) = p.seccomp.filter(|_| nnp) {
         f.load()?;

@@ -285,7 +285,9 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(p)?;
     }
-    let prepared = finish::prepare(process, l.bundle.seccomp.as_ref(), lsm_attr, l.preserve_fds)?;
+    let mut prepared =
+        finish::prepare(process, l.bundle.seccomp.as_ref(), lsm_attr, l.preserve_fds)?;
+    prepared.keep_open(ch.raw());
 
     logging::step("init: ready");
     ch.send(&Msg::Ready)?;

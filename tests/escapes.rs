@@ -1,0 +1,529 @@
+//! Container escapes: one regression test per class of known runc/crun CVE
+//! (issue 8). Each names the CVE it guards against; where runc 1.1.5 is
+//! itself vulnerable, the test says so in a NOTE and checks brig only.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The runtime binary under test as a path (BRIG_TEST_RUNTIME may be a
+/// bare name looked up in PATH).
+fn runtime_path() -> std::path::PathBuf {
+    let rt = runtime();
+    if rt.contains('/') {
+        return rt.into();
+    }
+    let out = exec(Command::new("sh").args(["-c", &format!("command -v {rt}")]));
+    out.ok().trim().into()
+}
+
+/// "../" enough times to climb from any host directory to the host's `/`.
+fn ups() -> String {
+    "../".repeat(40)
+}
+
+/// `dev:ino` of a host file, as `stat -c %d:%i` prints it.
+fn dev_ino(path: &Path) -> String {
+    let m = fs::metadata(path).unwrap_or_else(|e| panic!("stat {path:?}: {e}"));
+    format!("{}:{}", m.dev(), m.ino())
+}
+
+/// An executable host script, outside every rootfs, printing `ESCAPED`.
+fn host_script(c: &Container) -> String {
+    let script = c.host_dir("host-only").join("escape.sh");
+    fs::write(&script, "#!/bin/sh\necho ESCAPED\n").expect("write host script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod host script");
+    p(&script).to_string()
+}
+
+/// A host file, outside every rootfs, holding `HOST-SECRET`.
+fn host_secret(c: &Container) -> String {
+    let f = c.host_dir("host-only").join("secret");
+    fs::write(&f, "HOST-SECRET\n").expect("write host secret");
+    p(&f).to_string()
+}
+
+fn without_mount(cfg: &mut Value, destination: &str) {
+    cfg["mounts"]
+        .as_array_mut()
+        .expect("mounts array")
+        .retain(|m| m["destination"] != destination);
+}
+
+// ---- CVE-2019-5736: the runtime binary ----
+
+/// A process exec'd into a created container looks at init (still the
+/// runtime, waiting for `start`): it must not reach the runtime's binary or
+/// any host file or directory through /proc/1.
+#[test]
+fn cve_2019_5736_created_init_exposes_no_host_binary_or_fd() {
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1.5 (Debian's build) shows its own binary as /proc/1/exe of a created container; only checked for brig");
+        return;
+    }
+    let c = Container::new("esc_init_exe");
+    c.create_with(&["sleep", "60"]);
+    let caps = c.config()["process"]["capabilities"].clone();
+    let process = json!({
+        "terminal": false,
+        "user": {"uid": 0, "gid": 0},
+        "cwd": "/",
+        "env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"],
+        "capabilities": caps,
+        "args": ["sh", "-c", "readlink /proc/1/exe; stat -L -c 'exe %d:%i' /proc/1/exe; \
+            (: >>/proc/1/exe) 2>/dev/null && echo exe-writable; \
+            for f in /proc/1/fd/* /proc/1/cwd /proc/1/root; do \
+              test -d $f/ && echo \"dir $f\"; readlink $f; done; echo end"]
+    });
+    let pjson = c.dir.join("process.json");
+    fs::write(&pjson, process.to_string()).expect("write process.json");
+    let out = c.cmd(&["exec", "--process", p(&pjson), &c.id]);
+    let text = out.stdout.clone();
+    assert!(text.ends_with("end\n"), "{out}");
+    let host_binary = dev_ino(&runtime_path());
+    assert!(
+        !text.contains(&host_binary),
+        "the runtime binary {host_binary} is reachable as /proc/1/exe: {out}"
+    );
+    assert!(!text.contains("exe-writable"), "{out}");
+    // Only the container's own root may be a reachable directory.
+    let dirs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("dir ") && *l != "dir /proc/1/root")
+        .collect();
+    assert!(
+        dirs.is_empty(),
+        "init holds host directories: {dirs:?}\n{out}"
+    );
+    let rootfs = p(&c.rootfs()).to_string();
+    let host_paths: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('/') && (l.starts_with(&rootfs) || l.contains(p(&c.dir))))
+        .collect();
+    assert!(
+        host_paths.is_empty(),
+        "host paths in init: {host_paths:?}\n{out}"
+    );
+}
+
+/// `exec` of a program that is a `#!/proc/self/exe` script makes the kernel
+/// run whatever binary the exec'ing process is: the runtime itself, inside
+/// the container, where a container process can take /proc/PID/exe and,
+/// once no runtime runs, open it for writing: the original CVE-2019-5736.
+/// Runs a copy of the runtime, so that a successful attack harms nothing.
+#[test]
+#[ignore = "brig is vulnerable (issue 8): a #!/proc/self/exe program runs the host binary in the container; needs a sealed/read-only copy of the binary"]
+fn cve_2019_5736_shebang_proc_self_exe_cannot_overwrite_the_runtime() {
+    let c = Container::new("esc_shebang");
+    let rt = c.dir.join("runtime-copy");
+    fs::copy(runtime_path(), &rt).expect("copy the runtime");
+    let before = fs::read(&rt).expect("read runtime copy");
+    let rootfs = c.rootfs();
+    fs::write(rootfs.join("evil"), "#!/proc/self/exe\n").expect("write /evil");
+    fs::set_permissions(rootfs.join("evil"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The container's program waits for a process whose exe is not the
+    // container's busybox, takes a handle on it, and tries to write through
+    // it for a few seconds after that process has gone.
+    let watch = r#"
+        echo ready >/ready
+        while :; do
+          for d in /proc/[0-9]*; do
+            e=$(readlink $d/exe 2>/dev/null) || continue
+            case "$e" in /bin/busybox|"") continue;; esac
+            exec 3<$d/exe && echo "got $e" >/result && break 2
+          done
+        done
+        for i in $(seq 100); do
+          if (echo PWNED >>/proc/self/fd/3) 2>/dev/null; then echo wrote >>/result; exit 0; fi
+          sleep 0.1
+        done
+        echo never-writable >>/result
+    "#;
+    c.edit(|cfg| {
+        writable_root(cfg);
+        set_sh(cfg, watch);
+    });
+    let rt_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&rt);
+        cmd.arg("--root")
+            .arg(&c.root)
+            .args(args)
+            .current_dir(&c.dir);
+        exec(&mut cmd)
+    };
+    rt_cmd(&["create", "--bundle", p(&c.bundle), &c.id]).ok();
+    rt_cmd(&["start", &c.id]).ok();
+    wait_for("the watcher to start", || rootfs.join("ready").exists());
+    let _ = rt_cmd(&["exec", &c.id, "/evil"]);
+    wait_for("the watcher's verdict", || {
+        fs::read_to_string(rootfs.join("result"))
+            .is_ok_and(|r| r.contains("wrote") || r.contains("never-writable"))
+    });
+    let result = fs::read_to_string(rootfs.join("result")).unwrap_or_default();
+    let after = fs::read(&rt).expect("read runtime copy");
+    assert!(
+        before == after && !result.contains("wrote"),
+        "the container overwrote the runtime binary: {result}"
+    );
+}
+
+// ---- CVE-2024-21626: leaked host fds ----
+
+const LEAK_CHECK: &str =
+    "for n in $(seq 3 64); do [ -e /proc/$$/fd/$n ] && echo \"leaked $n -> $(readlink /proc/$$/fd/$n)\"; done; echo end";
+
+#[test]
+fn cve_2024_21626_only_stdio_reaches_the_container() {
+    let c = Container::running("esc_fds", |_| {});
+    let run = sh_in_container("esc_fds_run", |_| {}, LEAK_CHECK);
+    assert_eq!(run, "end\n");
+    let exec = c.cmd(&["exec", &c.id, "sh", "-c", LEAK_CHECK]);
+    assert_eq!(exec.ok(), "end\n");
+}
+
+/// Whether a runtime still lets through an fd trick runc 1.1.5 falls for.
+fn runc_leaks_fds(what: &str) -> bool {
+    if is_runc() {
+        eprintln!(
+            "NOTE: runc 1.1.5 is vulnerable to CVE-2024-21626 ({what}); only checked for brig"
+        );
+    }
+    is_runc()
+}
+
+#[test]
+fn cve_2024_21626_cwd_through_proc_self_fd_stays_inside() {
+    if runc_leaks_fds("process.cwd /proc/self/fd/N") {
+        return;
+    }
+    let c = Container::new("esc_cwd");
+    let secret = host_secret(&c);
+    let script = format!("cat {}{secret} 2>/dev/null; pwd", ups());
+    for n in 3..=10 {
+        c.edit(|cfg| {
+            cfg["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+            set_sh(cfg, &script);
+        });
+        let out = c.run(&[]);
+        assert!(
+            !out.stdout.contains("HOST-SECRET"),
+            "cwd /proc/self/fd/{n} is on the host: {out}"
+        );
+        let _ = c.cmd(&["delete", "--force", &c.id]);
+    }
+}
+
+#[test]
+fn cve_2024_21626_program_through_proc_self_fd_is_not_run() {
+    if runc_leaks_fds("process.args /proc/self/fd/N/...") {
+        return;
+    }
+    let c = Container::new("esc_argv");
+    let script = host_script(&c);
+    for n in 3..=10 {
+        c.edit(|cfg| set_args(cfg, &[&format!("/proc/self/fd/{n}/{}{script}", ups())]));
+        let out = c.run(&[]);
+        assert!(
+            !out.stdout.contains("ESCAPED"),
+            "a host program ran through fd {n}: {out}"
+        );
+        let _ = c.cmd(&["delete", "--force", &c.id]);
+    }
+}
+
+#[test]
+fn cve_2024_21626_exec_cwd_and_program_through_proc_self_fd() {
+    if runc_leaks_fds("exec --cwd /proc/self/fd/N") {
+        return;
+    }
+    let c = Container::running("esc_exec_fd", |_| {});
+    let secret = host_secret(&c);
+    let script = host_script(&c);
+    for n in 3..=10 {
+        let fd = format!("/proc/self/fd/{n}");
+        let cat = format!("cat {}{secret} 2>/dev/null; pwd", ups());
+        let out = c.cmd(&["exec", "--cwd", &fd, &c.id, "sh", "-c", &cat]);
+        assert!(
+            !out.stdout.contains("HOST-SECRET"),
+            "exec --cwd {fd} is on the host: {out}"
+        );
+        let prog = format!("{fd}/{}{script}", ups());
+        let out = c.cmd(&["exec", &c.id, &prog]);
+        assert!(
+            !out.stdout.contains("ESCAPED"),
+            "exec ran a host program through fd {n}: {out}"
+        );
+    }
+}
+
+// ---- CVE-2021-30465: mount destinations swapped for symlinks ----
+
+/// Host mounts at or under `dir`.
+fn host_mounts_at(dir: &Path) -> Vec<String> {
+    mounts_under(dir)
+}
+
+/// With the bundle on a shared mount and rshared propagation, every mount
+/// the runtime makes shows on the host: none may land on `host_target`,
+/// whether a destination is a static `/../..` symlink or a directory a
+/// racing process keeps swapping with a symlink to the host.
+#[test]
+fn cve_2021_30465_mounts_never_land_outside_the_rootfs() {
+    let c = Container::new("esc_mount_race");
+    let _shared = HostMount::shared_bind(&c.dir);
+    let source = c.host_dir("source");
+    fs::write(source.join("marker-from-source"), "source\n").expect("write marker");
+    let host_target = c.host_dir("host-target");
+    fs::write(host_target.join("original"), "host\n").expect("write host file");
+    let rootfs = c.rootfs();
+    let mnt = rootfs.join("mnt");
+    fs::create_dir_all(mnt.join("dst")).expect("mkdir dst");
+    symlink(p(&host_target), mnt.join("lnk")).expect("symlink lnk");
+    symlink(
+        format!("/../../..{}", p(&host_target)),
+        rootfs.join("dotdot"),
+    )
+    .expect("symlink");
+    c.edit(|cfg| {
+        cfg["linux"]["rootfsPropagation"] = json!("rshared");
+        add_mount(cfg, bind(&source, "/dotdot", &["rbind"]));
+        add_mount(cfg, bind(&source, "/mnt/dst", &["rbind"]));
+        set_sh(cfg, "cat /dotdot/marker-from-source");
+    });
+    let check = |when: &str| {
+        let landed = host_mounts_at(&host_target);
+        assert!(landed.is_empty(), "{when}: mounted on the host: {landed:?}");
+        assert!(
+            !host_target.join("marker-from-source").exists(),
+            "{when}: the source shows on the host target"
+        );
+    };
+    // The static symlink resolves inside the rootfs.
+    let out = c.run(&[]);
+    assert_eq!(out.ok(), "source\n");
+    check("static /../.. symlink");
+    let _ = c.cmd(&["delete", "--force", &c.id]);
+    // The racer swaps mnt/dst (a dir) and mnt/lnk (a symlink to the host).
+    c.edit(|cfg| set_args(cfg, &["true"]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let racer = {
+        let stop = Arc::clone(&stop);
+        let (a, b) = (
+            std::ffi::CString::new(p(&mnt.join("dst"))).expect("path"),
+            std::ffi::CString::new(p(&mnt.join("lnk"))).expect("path"),
+        );
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: renameat2 with two valid C strings.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                swaps += u64::from(r == 0);
+            }
+            swaps
+        })
+    };
+    for i in 0..10 {
+        let _ = c.run(&[]);
+        let _ = c.cmd(&["delete", "--force", &c.id]);
+        check(&format!("racing run {i}"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = racer.join().expect("racer thread");
+    assert!(swaps > 0, "the racer never swapped");
+    check("after the race");
+    assert_eq!(
+        fs::read_to_string(host_target.join("original")).expect("host file"),
+        "host\n"
+    );
+}
+
+// ---- CVE-2025-31133 / CVE-2025-52565: masks, readonly paths, console ----
+
+/// The rootfs ships its own /dev (no /dev tmpfs) whose null is a symlink
+/// to a procfs file: masking must not bind that file over a masked path.
+/// kernel.domainname is per uts namespace, so a hole harms nothing here.
+#[test]
+fn cve_2025_31133_planted_dev_null_never_masks_with_procfs() {
+    let c = Container::new("esc_devnull");
+    let rootfs = c.rootfs();
+    fs::create_dir_all(rootfs.join("dev")).expect("mkdir dev");
+    let _ = fs::remove_file(rootfs.join("dev/null"));
+    symlink("/proc/sys/kernel/domainname", rootfs.join("dev/null")).expect("symlink null");
+    fs::write(rootfs.join("etc/secret"), "secret\n").expect("write secret");
+    c.edit(|cfg| {
+        without_mount(cfg, "/dev");
+        cfg["linux"]["maskedPaths"] = json!(["/etc/secret"]);
+        cfg["linux"]["readonlyPaths"] = json!([]);
+        set_sh(
+            cfg,
+            "stat -c '%F %t:%T' /etc/secret; echo pwned >/etc/secret 2>/dev/null; \
+             cat /proc/sys/kernel/domainname",
+        );
+    });
+    let out = c.run(&[]);
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1.5 predates the CVE-2025-31133 fix (its masks bind the container's /dev/null); only checked for brig: {out}");
+        return;
+    }
+    if !out.success() {
+        // Refusing is fine, if it says why.
+        assert!(out.stderr.contains("/dev/null"), "{out}");
+        return;
+    }
+    assert!(
+        out.stdout.starts_with("character special file 1:3\n"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("pwned"), "the mask was procfs: {out}");
+}
+
+/// maskedPaths and readonlyPaths that are symlinks out of the rootfs are
+/// applied where they resolve inside it, never on the host.
+#[test]
+fn masked_and_readonly_symlinks_resolve_inside_the_rootfs() {
+    let c = Container::new("esc_mask_link");
+    let _shared = HostMount::shared_bind(&c.dir);
+    let host_file = c.host_dir("host-only").join("file");
+    fs::write(&host_file, "host file\n").expect("write host file");
+    let host_dir = c.host_dir("host-ro");
+    let rootfs = c.rootfs();
+    // The same paths inside the rootfs, where the links must resolve.
+    let inside_file = rootfs.join(p(&host_file).trim_start_matches('/'));
+    let inside_dir = rootfs.join(p(&host_dir).trim_start_matches('/'));
+    fs::create_dir_all(inside_file.parent().expect("parent")).expect("mkdir inside");
+    fs::write(&inside_file, "inside file\n").expect("write inside file");
+    fs::create_dir_all(&inside_dir).expect("mkdir inside dir");
+    symlink(
+        format!("/../../..{}", p(&host_file)),
+        rootfs.join("etc/maskme"),
+    )
+    .expect("symlink");
+    symlink(p(&host_dir), rootfs.join("etc/roview")).expect("symlink");
+    c.edit(|cfg| {
+        writable_root(cfg);
+        cfg["linux"]["rootfsPropagation"] = json!("rshared");
+        cfg["linux"]["maskedPaths"] = json!(["/etc/maskme"]);
+        cfg["linux"]["readonlyPaths"] = json!(["/etc/roview"]);
+        set_sh(
+            cfg,
+            "echo \"[$(cat /etc/maskme)]\"; touch /etc/roview/new 2>/dev/null || echo ro-refused",
+        );
+    });
+    assert_eq!(c.run(&[]).ok(), "[]\nro-refused\n");
+    assert_eq!(
+        fs::read_to_string(&host_file).expect("host file"),
+        "host file\n"
+    );
+    for host in [&host_file, &host_dir] {
+        let landed = host_mounts_at(host);
+        assert!(landed.is_empty(), "masked on the host: {landed:?}");
+    }
+}
+
+/// terminal:true binds the pty on /dev/console; a /dev/console symlink in
+/// a rootfs that ships its own /dev must not redirect that bind.
+#[test]
+fn cve_2025_52565_dev_console_symlink_cannot_redirect_the_bind() {
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1.5 follows a /dev/console symlink (CVE-2025-52565); only checked for brig");
+        return;
+    }
+    let c = Container::new("esc_console");
+    let rootfs = c.rootfs();
+    fs::create_dir_all(rootfs.join("dev")).expect("mkdir dev");
+    fs::write(rootfs.join("etc/target"), "target\n").expect("write target");
+    let _ = fs::remove_file(rootfs.join("dev/console"));
+    symlink("/etc/target", rootfs.join("dev/console")).expect("symlink console");
+    c.edit(|cfg| {
+        without_mount(cfg, "/dev");
+        cfg["process"]["terminal"] = json!(true);
+        set_sh(
+            cfg,
+            "stat -c %F /dev/console; grep -c ' /etc/target ' /proc/self/mountinfo; cat /etc/target",
+        );
+    });
+    let line = format!(
+        "{} --root {} run --bundle {} {}; echo \"exit=$?\"",
+        runtime(),
+        p(&c.root),
+        p(&c.bundle),
+        c.id
+    );
+    let out = exec(Command::new("script").args(["-qec", &line, "/dev/null"]));
+    let text = out.ok().replace(['\r', '\0'], "").replace("^@", "");
+    assert!(
+        text.contains("character special file\n0\ntarget\n") && text.contains("exit=0"),
+        "{text}"
+    );
+}
+
+// ---- procfs writes during setup go to the real procfs ----
+
+/// A rootfs whose /proc is a symlink to a fake tree: the proc mount and the
+/// sysctl land on the real procfs of the container's net namespace (or the
+/// runtime refuses), and the fake file is never written.
+#[test]
+fn sysctl_goes_to_the_real_procfs_through_a_symlinked_proc() {
+    // The default spec has a network namespace, where the sysctl is safe.
+    let c = Container::new("esc_fakeproc");
+    let rootfs = c.rootfs();
+    let fake = rootfs.join("fakeproc/sys/net/ipv4");
+    fs::create_dir_all(&fake).expect("mkdir fake");
+    fs::write(fake.join("ip_forward"), "fake\n").expect("write fake");
+    let _ = fs::remove_dir(rootfs.join("proc"));
+    symlink("/fakeproc", rootfs.join("proc")).expect("symlink proc");
+    c.edit(|cfg| {
+        cfg["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        set_args(cfg, &["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    });
+    let out = c.run(&[]);
+    assert_eq!(
+        fs::read_to_string(fake.join("ip_forward")).expect("fake file"),
+        "fake\n",
+        "{out}"
+    );
+    // runc 1.1.5 refuses to mount proc on a symlink, which is safe too.
+    if !is_runc() || out.success() {
+        assert_eq!(out.ok(), "1\n");
+    }
+}
+
+/// No proc mount at all and a fake /proc in the rootfs: the sysctl must
+/// fail, not be written into the fake.
+#[test]
+fn sysctl_refuses_a_fake_proc() {
+    let c = Container::new("esc_noproc");
+    let fake = c.rootfs().join("proc/sys/net/ipv4");
+    fs::create_dir_all(&fake).expect("mkdir fake");
+    fs::write(fake.join("ip_forward"), "fake\n").expect("write fake");
+    c.edit(|cfg| {
+        without_mount(cfg, "/proc");
+        cfg["linux"]["maskedPaths"] = json!([]);
+        cfg["linux"]["readonlyPaths"] = json!([]);
+        cfg["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        set_args(cfg, &["true"]);
+    });
+    let out = c.run(&[]);
+    let written = fs::read_to_string(fake.join("ip_forward")).expect("fake file");
+    if is_runc() && written != "fake\n" {
+        eprintln!("NOTE: runc 1.1.5 writes sysctls into a fake /proc (CVE-2025-52881 class); only checked for brig");
+        return;
+    }
+    assert_eq!(written, "fake\n", "the sysctl went into the rootfs: {out}");
+    assert!(!out.success(), "a sysctl without procfs succeeded: {out}");
+}
