@@ -222,6 +222,29 @@ fn import_locked(
     Ok(())
 }
 
+/// How many times a blob whose bytes do not verify is fetched in all. A
+/// wrong blob is usually a registry's corrupt copy and will be wrong again,
+/// but a cache, a proxy or a resumed transfer spliced wrongly can be right
+/// the second time: one more fetch from scratch, then the digest is named.
+const VERIFY_TRIES: u32 = 2;
+
+/// A source reader that remembers whether it failed: a failure of the
+/// source (already retried by it) is final, one of verification is not.
+struct Watched<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        if matches!(&r, Err(e) if e.kind() != std::io::ErrorKind::Interrupted) {
+            self.failed = true;
+        }
+        r
+    }
+}
+
 fn fetch_one(
     store: &Store,
     src: &dyn Fetch,
@@ -235,8 +258,24 @@ fn fetch_one(
         progress.finish(bar, "already present");
         return Ok(());
     }
-    let r = src.fetch(desc)?;
-    let fresh = store.write_blob(desc, r, &mut |n| progress.advance(bar, n))?;
+    let mut tries = 1;
+    let fresh = loop {
+        let mut r = Watched {
+            inner: src.fetch(desc)?,
+            failed: false,
+        };
+        match store.write_blob(desc, &mut r, &mut |n| progress.advance(bar, n)) {
+            Ok(fresh) => break fresh,
+            Err(e) if r.failed || tries >= VERIFY_TRIES => {
+                return Err(if tries > 1 {
+                    Error::Other(format!("{e} (fetched {tries} times)"))
+                } else {
+                    e
+                })
+            }
+            Err(_) => tries += 1,
+        }
+    };
     if fresh {
         added
             .lock()

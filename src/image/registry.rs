@@ -20,8 +20,26 @@
 //! credentials come from `Options::creds`, else from the auth files (see
 //! [`auth::credentials_for`]).
 //!
+//! Faults. A request that fails for a reason that may pass (a connection
+//! reset, refused or timed out, a 5xx other than 501, a 429) is sent again
+//! after a backoff that doubles from `Options::retry_base` (200 ms) up to
+//! 5 s, `Options::attempts` (5) times in all; a 429's `Retry-After` of up to
+//! 10 s is waited for, a longer one ends the pull at once (waiting minutes
+//! is the user's call, not ours). Other 4xx answers are final. The first
+//! contact (`GET /v2/`) does not retry a refused connection: nothing
+//! listens there. A blob whose body breaks off (an error or a read that
+//! waits longer than `Options::read_timeout`, 60 s) is asked for again
+//! from where it stopped, with `Range: bytes=N-`; a `206 Partial Content`
+//! continues the stream, a `200` (a server without ranges) is read from 0
+//! and its first N bytes dropped, so the caller's hash sees each byte once
+//! and in order. Whether the spliced stream is right is the digest's to
+//! say: the caller verifies it (and `pull` fetches a mismatching blob once
+//! more from scratch). For tests, `$HOIST_RETRY_BASE_MS`,
+//! `$HOIST_RETRY_ATTEMPTS` and `$HOIST_READ_TIMEOUT_MS` set the defaults.
+//!
 //! Every error is one line naming the registry and repository, and the tag
-//! or digest when there is one.
+//! or digest when there is one; one given up on after retries says how many
+//! attempts were made.
 
 use super::auth::{self, Challenge, Scheme};
 use super::layout::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
@@ -29,7 +47,7 @@ use super::reference::{self, Reference};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256, Sha512};
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -45,6 +63,17 @@ const SMALL_MAX: u64 = 1 << 20;
 const ACCEPT: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
 /// Docker Hub's API lives on another host than the name images carry.
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// Tries of one request, the first included, unless told otherwise.
+const ATTEMPTS: u32 = 5;
+/// The first backoff; it doubles with each failure.
+const RETRY_BASE: Duration = Duration::from_millis(200);
+/// No backoff is longer: a registry that is down for longer fails the pull.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// A `Retry-After` up to this is waited for; a longer one ends the pull.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
+/// A transport read that waits longer than this counts as a failure (a
+/// stalled server); the request is sent again.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 // No Debug: it would print the password.
 #[derive(Default, Clone)]
@@ -61,6 +90,135 @@ pub struct Options {
     /// PEM certificates trusted as roots besides the system's (like a
     /// certs.d directory's `ca.crt`).
     pub ca_file: Option<PathBuf>,
+    /// Tries of a request, the first included (else `$HOIST_RETRY_ATTEMPTS`,
+    /// else 5); 1 disables retries.
+    pub attempts: Option<u32>,
+    /// The first backoff between tries (else `$HOIST_RETRY_BASE_MS`, else
+    /// 200 ms).
+    pub retry_base: Option<Duration>,
+    /// How long one read may wait for data (else `$HOIST_READ_TIMEOUT_MS`,
+    /// else 60 s).
+    pub read_timeout: Option<Duration>,
+}
+
+/// An env var holding a number, if set; a set but unparsable value is an
+/// error rather than silently the default.
+fn env_number(name: &str) -> Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Other(format!("${name}: \"{v}\" is not a whole number"))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// How a client retries, settled from `Options` and the environment.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    attempts: u32,
+    base: Duration,
+}
+
+impl Retry {
+    fn from(opts: &Options) -> Result<Retry> {
+        let attempts = match opts.attempts {
+            Some(n) => n,
+            None => env_number("HOIST_RETRY_ATTEMPTS")?
+                .map_or(ATTEMPTS, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        };
+        let base = match opts.retry_base {
+            Some(d) => d,
+            None => env_number("HOIST_RETRY_BASE_MS")?.map_or(RETRY_BASE, Duration::from_millis),
+        };
+        Ok(Retry {
+            attempts: attempts.max(1),
+            base,
+        })
+    }
+
+    /// The wait after failed try number `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.base.saturating_mul(factor).min(RETRY_MAX)
+    }
+}
+
+/// Whether a status is worth asking again for: overload and gateway
+/// trouble, not a request the registry understood and refused.
+fn retryable_status(s: StatusCode) -> bool {
+    s == StatusCode::TOO_MANY_REQUESTS || (s.is_server_error() && s != StatusCode::NOT_IMPLEMENTED)
+}
+
+/// Whether a transport error may pass if the request is sent again. A
+/// refused connection counts only once the registry has answered (it may
+/// be restarting); TLS and protocol errors are final: they would repeat.
+fn transient(e: &ureq::Error, refused_too: bool) -> bool {
+    use io::ErrorKind as K;
+    match e {
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => match io.kind() {
+            K::ConnectionRefused => refused_too,
+            K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::UnexpectedEof
+            | K::TimedOut
+            | K::WouldBlock
+            | K::Interrupted
+            | K::NotConnected => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// A `Retry-After` in seconds (the HTTP-date form is not worth parsing:
+/// registries send seconds).
+fn retry_after(resp: &Response<Body>) -> Option<Duration> {
+    header(resp, "retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// Why a request was given up on: the text for the error line.
+enum GaveUp {
+    /// A transport error (`net_text`).
+    Net(String),
+    /// An error answer (`error_detail`).
+    Status(String),
+    /// Not a transport or status failure: as it is.
+    Final(Error),
+}
+
+impl GaveUp {
+    /// What an error line adds after `attempts` tries.
+    fn suffix(attempts: u32) -> String {
+        if attempts > 1 {
+            format!(" (gave up after {attempts} attempts)")
+        } else {
+            String::new()
+        }
+    }
+
+    /// The reason, saying it was the last of `attempts` tries.
+    fn after(self, attempts: u32) -> GaveUp {
+        let n = |t: String| t + &Self::suffix(attempts);
+        match self {
+            GaveUp::Net(t) => GaveUp::Net(n(t)),
+            GaveUp::Status(t) => GaveUp::Status(n(t)),
+            f => f,
+        }
+    }
+}
+
+/// Why one try of a request failed.
+enum Failure {
+    /// A transport error, maybe transient.
+    Net(ureq::Error),
+    /// Anything else: final.
+    Final(Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +261,7 @@ pub struct Client {
     /// `scheme://host`, once `GET /v2/` has settled it.
     base: Mutex<Option<String>>,
     auth: Mutex<AuthState>,
+    retry: Retry,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -274,6 +433,13 @@ impl Client {
             }
             None => auth::credentials_for(&r.registry, opts.auth_file.as_deref())?,
         };
+        let retry = Retry::from(opts)?;
+        let read_timeout = match opts.read_timeout {
+            Some(d) => d,
+            None => {
+                env_number("HOIST_READ_TIMEOUT_MS")?.map_or(READ_TIMEOUT, Duration::from_millis)
+            }
+        };
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
             .unversioned_rustls_crypto_provider(ring());
@@ -288,6 +454,9 @@ impl Client {
             .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(120)))
+            // Per read, not per body: a big layer may take long, but a
+            // server that stops sending mid-body must not hang the pull.
+            .timeout_per_read(Some(read_timeout))
             // Blobs often redirect to a storage host that must not see the
             // registry's credentials.
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
@@ -307,6 +476,7 @@ impl Client {
             creds,
             base: Mutex::new(None),
             auth: Mutex::new(AuthState::default()),
+            retry,
         })
     }
 
@@ -319,6 +489,60 @@ impl Client {
             what,
             format!("cannot reach registry {}: {}", self.api_host, net_text(e)),
         )
+    }
+
+    /// Sends a request by `once` until it gets an answer that is not worth
+    /// retrying, or the tries run out. `refused_too` says whether a refused
+    /// connection may pass (see [`transient`]).
+    fn retry_loop(
+        &self,
+        refused_too: bool,
+        once: &mut dyn FnMut() -> std::result::Result<Response<Body>, Failure>,
+    ) -> std::result::Result<Response<Body>, GaveUp> {
+        let mut attempt = 1;
+        loop {
+            let (why, wait) = match once() {
+                Ok(resp) if retryable_status(resp.status()) => {
+                    let after = retry_after(&resp);
+                    let detail = error_detail(resp);
+                    if let Some(after) = after.filter(|a| *a > RETRY_AFTER_MAX) {
+                        return Err(GaveUp::Status(format!(
+                            "{detail}; the registry asks to retry after {} s, not waiting",
+                            after.as_secs()
+                        )));
+                    }
+                    (GaveUp::Status(detail), after)
+                }
+                Ok(resp) => return Ok(resp),
+                Err(Failure::Net(e)) if transient(&e, refused_too) => {
+                    (GaveUp::Net(net_text(&e)), None)
+                }
+                Err(Failure::Net(e)) => return Err(GaveUp::Net(net_text(&e))),
+                Err(Failure::Final(e)) => return Err(GaveUp::Final(e)),
+            };
+            if attempt >= self.retry.attempts {
+                return Err(why.after(attempt));
+            }
+            let backoff = self.retry.backoff(attempt);
+            std::thread::sleep(wait.map_or(backoff, |w| w.max(backoff)));
+            attempt += 1;
+        }
+    }
+
+    /// [`Client::retry_loop`], its failure as one line about `what`.
+    fn retrying(
+        &self,
+        what: &str,
+        once: &mut dyn FnMut() -> std::result::Result<Response<Body>, Failure>,
+    ) -> Result<Response<Body>> {
+        self.retry_loop(true, once).map_err(|g| match g {
+            GaveUp::Net(t) => self.err(
+                what,
+                format!("cannot reach registry {}: {t}", self.api_host),
+            ),
+            GaveUp::Status(t) => self.err(what, t),
+            GaveUp::Final(e) => e,
+        })
     }
 
     /// `scheme://host`, settled by the first `GET /v2/`.
@@ -335,25 +559,40 @@ impl Client {
         let mut failures = Vec::new();
         for scheme in schemes {
             let b = format!("{scheme}://{}", self.api_host);
-            match self.agent.get(format!("{b}/v2/")).call() {
-                Ok(resp) => {
-                    let status = resp.status();
-                    if status == StatusCode::UNAUTHORIZED {
-                        lock(&self.auth).challenge = challenge_of(&resp);
-                    } else if !status.is_success() {
-                        return Err(self.err(
-                            "",
-                            format!(
-                                "{b}/v2/ answered {}: not an OCI registry",
-                                error_detail(resp)
-                            ),
-                        ));
-                    }
-                    *base = Some(b.clone());
-                    return Ok(b);
+            // A scheme that cannot work fails at once (TLS against plain
+            // HTTP, nothing listening); a timeout or a 5xx is tried again
+            // before the next scheme.
+            let got = self.retry_loop(false, &mut || {
+                self.agent
+                    .get(format!("{b}/v2/"))
+                    .call()
+                    .map_err(Failure::Net)
+            });
+            let resp = match got {
+                Ok(resp) => resp,
+                Err(GaveUp::Net(t)) => {
+                    failures.push(format!("{scheme}: {t}"));
+                    continue;
                 }
-                Err(e) => failures.push(format!("{scheme}: {}", net_text(&e))),
+                Err(GaveUp::Status(t)) => {
+                    return Err(self.err("", format!("{b}/v2/ answered {t}")));
+                }
+                Err(GaveUp::Final(e)) => return Err(e),
+            };
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED {
+                lock(&self.auth).challenge = challenge_of(&resp);
+            } else if !status.is_success() {
+                return Err(self.err(
+                    "",
+                    format!(
+                        "{b}/v2/ answered {}: not an OCI registry",
+                        error_detail(resp)
+                    ),
+                ));
             }
+            *base = Some(b.clone());
+            return Ok(b);
         }
         Err(self.err(
             "",
@@ -399,16 +638,19 @@ impl Client {
         }
         let scope = format!("repository:{}:{}", self.repository, access.actions());
         url.push_str(&format!("{sep}scope={}", query_escape(&scope)));
-        let mut req = self.agent.get(&url);
-        if let Some((u, p)) = &self.creds {
-            req = req.header("Authorization", auth::basic(u, p));
-        }
-        let resp = req.call().map_err(|e| {
-            self.err(
-                what,
-                format!("cannot reach token server {realm}: {}", net_text(&e)),
-            )
-        })?;
+        let resp = self
+            .retry_loop(true, &mut || {
+                let mut req = self.agent.get(&url);
+                if let Some((u, p)) = &self.creds {
+                    req = req.header("Authorization", auth::basic(u, p));
+                }
+                req.call().map_err(Failure::Net)
+            })
+            .map_err(|g| match g {
+                GaveUp::Net(t) => self.err(what, format!("cannot reach token server {realm}: {t}")),
+                GaveUp::Status(t) => self.err(what, format!("token server {realm}: {t}")),
+                GaveUp::Final(e) => e,
+            })?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(self.err(
@@ -449,13 +691,24 @@ impl Client {
     }
 
     /// Send a request (built by `send` from the base URL and the
-    /// Authorization header), answering one authentication challenge.
+    /// Authorization header), answering one authentication challenge, and
+    /// again while it fails in a way that may pass (see the module doc).
     fn call(&self, what: &str, access: Access, send: &SendFn<'_>) -> Result<Response<Body>> {
         let base = self.base()?;
-        let mut authz = self.authorization(what, access)?;
+        self.retrying(what, &mut || self.call_once(&base, what, access, send))
+    }
+
+    fn call_once(
+        &self,
+        base: &str,
+        what: &str,
+        access: Access,
+        send: &SendFn<'_>,
+    ) -> std::result::Result<Response<Body>, Failure> {
+        let mut authz = self.authorization(what, access).map_err(Failure::Final)?;
         let mut retried = false;
         loop {
-            let resp = send(&base, authz.as_deref()).map_err(|e| self.net_err(what, &e))?;
+            let resp = send(base, authz.as_deref()).map_err(Failure::Net)?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
@@ -473,7 +726,9 @@ impl Client {
                     "authentication required (no credentials given or found in the auth files)"
                         .to_string()
                 };
-                return Err(self.err(what, format!("{why}: {}", error_detail(resp))));
+                return Err(Failure::Final(
+                    self.err(what, format!("{why}: {}", error_detail(resp))),
+                ));
             }
             {
                 let mut st = lock(&self.auth);
@@ -481,7 +736,7 @@ impl Client {
                 st.tokens.remove(&access);
             }
             retried = true;
-            authz = self.authorization(what, access)?;
+            authz = self.authorization(what, access).map_err(Failure::Final)?;
         }
     }
 
@@ -513,39 +768,60 @@ impl Client {
     pub fn manifest(&self, reference: &str) -> Result<(Vec<u8>, String, String)> {
         self.check_reference(reference)?;
         let what = Self::at(reference);
-        let resp = self.call(&what, Access::Pull, &|base, authz| {
-            let mut req = self
-                .agent
-                .get(self.url(base, &format!("manifests/{reference}")))
-                .header("Accept", ACCEPT.join(", "));
-            if let Some(a) = authz {
-                req = req.header("Authorization", a);
-            }
-            req.call()
-        })?;
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(self.err(&what, format!("manifest not found: {}", error_detail(resp))));
-        }
-        if !status.is_success() {
-            return Err(self.err(&what, error_detail(resp)));
-        }
-        let content_type = header(&resp, "content-type")
-            .and_then(|c| c.split(';').next())
-            .map(|c| c.trim().to_string())
-            .unwrap_or_default();
-        let bytes = resp
-            .into_body()
-            .into_with_config()
-            .limit(MANIFEST_MAX)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => self.err(
-                    &what,
-                    format!("manifest larger than {} MiB", MANIFEST_MAX >> 20),
-                ),
-                e => self.err(&what, format!("reading manifest: {}", net_text(&e))),
+        // A body that breaks off is asked for again whole: manifests are
+        // small, and their digest is checked below.
+        let mut attempt = 1;
+        let (bytes, content_type) = loop {
+            let resp = self.call(&what, Access::Pull, &|base, authz| {
+                let mut req = self
+                    .agent
+                    .get(self.url(base, &format!("manifests/{reference}")))
+                    .header("Accept", ACCEPT.join(", "));
+                if let Some(a) = authz {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
             })?;
+            let status = resp.status();
+            if status == StatusCode::NOT_FOUND {
+                return Err(self.err(&what, format!("manifest not found: {}", error_detail(resp))));
+            }
+            if !status.is_success() {
+                return Err(self.err(&what, error_detail(resp)));
+            }
+            let content_type = header(&resp, "content-type")
+                .and_then(|c| c.split(';').next())
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default();
+            match resp
+                .into_body()
+                .into_with_config()
+                .limit(MANIFEST_MAX)
+                .read_to_vec()
+            {
+                Ok(bytes) => break (bytes, content_type),
+                Err(ureq::Error::BodyExceedsLimit(_)) => {
+                    return Err(self.err(
+                        &what,
+                        format!("manifest larger than {} MiB", MANIFEST_MAX >> 20),
+                    ))
+                }
+                Err(_) if attempt < self.retry.attempts => {
+                    std::thread::sleep(self.retry.backoff(attempt));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(self.err(
+                        &what,
+                        format!(
+                            "reading manifest: {}{}",
+                            net_text(&e),
+                            GaveUp::suffix(attempt)
+                        ),
+                    ))
+                }
+            }
+        };
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if is_digest(reference) && !digest_matches(reference, &bytes)? {
             return Err(self.err(
@@ -570,11 +846,39 @@ impl Client {
     }
 
     /// The blob's body as it arrives; the caller verifies digest and size.
-    pub fn blob(&self, digest: &str) -> Result<Box<dyn Read + Send>> {
+    /// A body that breaks off is resumed (see the module doc), so the
+    /// reader fails only once the tries are spent.
+    pub fn blob(&self, digest: &str) -> Result<Box<dyn Read + Send + '_>> {
         let what = format!("@{digest}");
         reference::check_digest(digest).map_err(|why| self.err("", why))?;
-        let resp = self.call(&what, Access::Pull, &|base, authz| {
+        let (inner, total, skip) = self.open_blob(&what, digest, 0)?;
+        Ok(Box::new(BlobBody {
+            client: self,
+            digest: digest.to_string(),
+            what,
+            inner: Some(inner),
+            pos: 0,
+            total,
+            skip,
+            tries: 1,
+            stalls: 0,
+        }))
+    }
+
+    /// `GET` a blob from byte `from` on: its body, its whole size when the
+    /// answer tells, and how many bytes at the start of the body to drop
+    /// (a server that ignores the Range sends all of it again).
+    fn open_blob(
+        &self,
+        what: &str,
+        digest: &str,
+        from: u64,
+    ) -> Result<(ureq::BodyReader<'static>, Option<u64>, u64)> {
+        let resp = self.call(what, Access::Pull, &|base, authz| {
             let mut req = self.agent.get(self.url(base, &format!("blobs/{digest}")));
+            if from > 0 {
+                req = req.header("Range", format!("bytes={from}-"));
+            }
             if let Some(a) = authz {
                 req = req.header("Authorization", a);
             }
@@ -582,16 +886,34 @@ impl Client {
         })?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
-            return Err(self.err(&what, format!("blob not found: {}", error_detail(resp))));
+            return Err(self.err(what, format!("blob not found: {}", error_detail(resp))));
+        }
+        if from > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+            // The server will not give that range; all of it, then.
+            drop(resp);
+            let (r, total, _) = self.open_blob(what, digest, 0)?;
+            return Ok((r, total, from));
         }
         if !status.is_success() {
-            return Err(self.err(&what, error_detail(resp)));
+            return Err(self.err(what, error_detail(resp)));
         }
-        let name = format!("{}{what}", self.name);
-        Ok(Box::new(BlobBody {
-            inner: resp.into_body().into_reader(),
-            name,
-        }))
+        if status == StatusCode::PARTIAL_CONTENT {
+            // "bytes START-END/TOTAL": anything but our START cannot be
+            // spliced on; read the whole blob then.
+            let range = header(&resp, "content-range").and_then(parse_content_range);
+            match range {
+                Some((start, total)) if start == from => {
+                    return Ok((resp.into_body().into_reader(), total, 0));
+                }
+                _ => {
+                    drop(resp);
+                    let (r, total, _) = self.open_blob(what, digest, 0)?;
+                    return Ok((r, total, from));
+                }
+            }
+        }
+        let total = header(&resp, "content-length").and_then(|v| v.trim().parse().ok());
+        Ok((resp.into_body().into_reader(), total, from))
     }
 
     /// Whether the repository has the blob (`HEAD`).
@@ -697,17 +1019,93 @@ impl Client {
     }
 }
 
-/// A blob's body whose read errors name the blob.
-struct BlobBody {
-    inner: ureq::BodyReader<'static>,
-    name: String,
+/// `Content-Range: bytes START-END/TOTAL` as (START, TOTAL if known).
+fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
 }
 
-impl Read for BlobBody {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner
-            .read(buf)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.name)))
+/// A blob's body that resumes where it broke off, and whose read errors
+/// name the blob.
+struct BlobBody<'a> {
+    client: &'a Client,
+    digest: String,
+    /// `@digest`, for messages.
+    what: String,
+    /// The current answer's body; None after a failure, until reopened.
+    inner: Option<ureq::BodyReader<'static>>,
+    /// Bytes handed to the caller so far: where a resumed request starts.
+    pos: u64,
+    /// The blob's size, when an answer said it: a body that ends short of
+    /// it was cut off, not finished.
+    total: Option<u64>,
+    /// Bytes of the current body still to drop (already handed out).
+    skip: u64,
+    /// Requests made for this blob, for the error line.
+    tries: u32,
+    /// Failures in a row without a byte of progress: these end the read.
+    stalls: u32,
+}
+
+impl BlobBody<'_> {
+    fn give_up(&self, why: impl std::fmt::Display) -> io::Error {
+        let total = self.total.map_or(String::new(), |t| format!(" of {t}"));
+        io::Error::other(format!(
+            "{}{}: {why} (gave up after {} attempts, at byte {}{total})",
+            self.client.name, self.what, self.tries, self.pos
+        ))
+    }
+
+    /// After a failure: wait, then ask again from `pos`.
+    fn resume(&mut self, why: String) -> io::Result<()> {
+        self.inner = None;
+        self.stalls += 1;
+        if self.stalls >= self.client.retry.attempts {
+            return Err(self.give_up(why));
+        }
+        std::thread::sleep(self.client.retry.backoff(self.stalls));
+        self.tries += 1;
+        // The request itself retries what may pass; its error is final.
+        let (inner, total, skip) = self
+            .client
+            .open_blob(&self.what, &self.digest, self.pos)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.inner = Some(inner);
+        self.total = total.or(self.total);
+        self.skip = skip;
+        Ok(())
+    }
+}
+
+impl Read for BlobBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(inner) = self.inner.as_mut() else {
+                return Err(self.give_up("no connection"));
+            };
+            match inner.read(buf) {
+                Ok(0) if self.total.is_some_and(|t| self.pos < t) => {
+                    let why = format!("connection closed at byte {}", self.pos);
+                    self.resume(why)?;
+                }
+                Ok(0) => return Ok(0),
+                Ok(n) => {
+                    let k = usize::try_from(self.skip).unwrap_or(usize::MAX).min(n);
+                    self.skip -= k as u64;
+                    if k == n {
+                        continue;
+                    }
+                    buf.copy_within(k..n, 0);
+                    self.pos += (n - k) as u64;
+                    self.stalls = 0;
+                    return Ok(n - k);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.resume(e.to_string())?,
+            }
+        }
     }
 }
 
@@ -744,6 +1142,30 @@ mod tests {
             query_escape("repository:a/b:pull,push"),
             "repository%3Aa%2Fb%3Apull%2Cpush"
         );
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(
+            parse_content_range("bytes 10-99/100"),
+            Some((10, Some(100)))
+        );
+        assert_eq!(parse_content_range("bytes 10-99/*"), Some((10, None)));
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let r = Retry {
+            attempts: 5,
+            base: Duration::from_millis(200),
+        };
+        let waits: Vec<u128> = (1..=7).map(|a| r.backoff(a).as_millis()).collect();
+        assert_eq!(waits, [200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert!(retryable_status(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(retryable_status(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!retryable_status(StatusCode::NOT_IMPLEMENTED));
+        assert!(!retryable_status(StatusCode::NOT_FOUND));
     }
 
     #[test]

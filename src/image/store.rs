@@ -13,10 +13,23 @@
 //! A blob is renamed into blobs/ only after its size and digest check out,
 //! so blobs/ never holds a partial or wrong blob; index.json is replaced
 //! atomically, so a reader sees an image whole or not at all.
+//!
+//! A hoist killed mid-pull (Ctrl-C, SIGKILL, a crash) leaves at most files
+//! in tmp/ (and an `index.json.tmp-*`): its blobs were not renamed, its
+//! image not named. Every name made for those carries the maker's pid
+//! (`WHAT-PID-N`), so whoever opens the store next removes the ones whose
+//! process is gone, unless something is mounted under them (a build's
+//! overlay whose container outlived hoist: that is for a human or `gc` to
+//! take down, removing through a mount would write into it). A pid reused
+//! by another process only delays the cleanup; hoists sharing a store from
+//! different pid namespaces are not supported (each would see the other's
+//! files as stale).
 
 use super::layout::{Descriptor, Index, Layout, Manifest, OCI_INDEX};
 use crate::error::{Error, IoContext, Result};
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
+use nix::unistd::Pid;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -58,6 +71,7 @@ impl Store {
                 br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
             )?;
         }
+        clean_stale(dir);
         Ok(Store {
             dir: dir.to_path_buf(),
             layout: Layout::open(dir)?,
@@ -258,9 +272,13 @@ impl Store {
             }
         }
         let tmp = self.dir.join("tmp");
+        let mounted = mount_points();
         for e in fs::read_dir(&tmp).at(&tmp)? {
             let e = e.at(&tmp)?;
-            remove_any(&e.path())?;
+            // Removing through a mount would write into what is mounted.
+            if !has_mount_under(&mounted, &e.path()) {
+                remove_any(&e.path())?;
+            }
         }
         Ok(removed)
     }
@@ -334,6 +352,95 @@ impl Store {
     }
 }
 
+/// The pid in a name made by [`Store::tmp_path`] (`WHAT-PID-N`) or
+/// [`write_atomic`] (`NAME.tmp-PID-N`).
+fn owner_pid(name: &str) -> Option<i32> {
+    let mut it = name.rsplitn(3, '-');
+    it.next()?.parse::<u64>().ok()?;
+    let pid = it.next()?.parse::<i32>().ok().filter(|p| *p > 0)?;
+    it.next().filter(|w| !w.is_empty())?;
+    Some(pid)
+}
+
+/// Whether `pid` names a process (kill with no signal: ESRCH says none;
+/// EPERM says one we may not signal, which is alive).
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
+}
+
+/// Mount points as /proc/self/mountinfo spells them, unescaped (`\040`
+/// is a space).
+fn mount_points() -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| {
+            let b = m.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let oct = b
+                    .get(i + 1..i + 4)
+                    .and_then(|o| std::str::from_utf8(o).ok())
+                    .and_then(|o| u8::from_str_radix(o, 8).ok());
+                match (b[i], oct) {
+                    (b'\\', Some(c)) => {
+                        out.push(c);
+                        i += 4;
+                    }
+                    (c, _) => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+        })
+        .collect()
+}
+
+/// Whether `path` or anything below it is a mount point.
+fn has_mount_under(mounts: &[PathBuf], path: &Path) -> bool {
+    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    mounts.iter().any(|m| m.starts_with(&path))
+}
+
+/// Removes what dead hoists left in tmp/ and as `index.json.tmp-*` (see
+/// the module doc). Best effort and quiet: a store that cannot be tidied
+/// still works, and two hoists may tidy at once.
+fn clean_stale(dir: &Path) {
+    let tmp = dir.join("tmp");
+    let in_tmp = fs::read_dir(&tmp).into_iter().flatten().flatten();
+    let in_root = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"));
+    let stale: Vec<(i32, PathBuf)> = in_tmp
+        .chain(in_root)
+        .filter_map(|e| {
+            let pid = owner_pid(&e.file_name().to_string_lossy())?;
+            (!alive(pid)).then(|| (pid, e.path()))
+        })
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    // A dead hoist with a mount left under any of its entries may have a
+    // container still running there; all of its entries stay.
+    let mounts = mount_points();
+    let busy: HashSet<i32> = stale
+        .iter()
+        .filter(|(_, p)| has_mount_under(&mounts, p))
+        .map(|(pid, _)| *pid)
+        .collect();
+    for (pid, p) in stale {
+        if !busy.contains(&pid) {
+            let _ = remove_any(&p);
+        }
+    }
+}
+
 fn remove_any(p: &Path) -> Result<()> {
     let md = fs::symlink_metadata(p).at(p)?;
     if md.is_dir() {
@@ -391,6 +498,36 @@ mod tests {
         assert!(s.lookup("docker.io/library/x:1").unwrap().is_some());
         s.untag("docker.io/library/x:1").unwrap();
         assert!(s.untag("docker.io/library/x:1").is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stale_tmp_of_dead_processes_goes_at_open() {
+        let dir = scratch("stale");
+        let s = Store::open(&dir).unwrap();
+        // A child that has exited and been reaped: its pid names no
+        // process (until reused, which only keeps the file).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.join(format!("tmp/blob-{dead}-0"));
+        let stale_dir = dir.join(format!("tmp/step-{dead}-3"));
+        let stale_index = dir.join(format!("index.json.tmp-{dead}-7"));
+        fs::write(&stale, b"partial").unwrap();
+        fs::create_dir_all(stale_dir.join("upper/x")).unwrap();
+        fs::write(&stale_index, b"{").unwrap();
+        let mine = s.tmp_path("blob");
+        fs::write(&mine, b"in flight").unwrap();
+        let odd = dir.join("tmp/not-a-tmp-name");
+        fs::write(&odd, b"").unwrap();
+        Store::open(&dir).unwrap();
+        assert!(!stale.exists() && !stale_dir.exists() && !stale_index.exists());
+        assert!(mine.exists(), "a live process's file was removed");
+        assert!(odd.exists(), "a name without a pid was removed");
+        assert_eq!(owner_pid("blob-12-3"), Some(12));
+        assert_eq!(owner_pid("index.json.tmp-12-3"), Some(12));
+        assert_eq!(owner_pid("12-3"), None);
+        assert_eq!(owner_pid("blob-x-3"), None);
         let _ = fs::remove_dir_all(&dir);
     }
 }
