@@ -5,6 +5,7 @@ pub mod build;
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod fault;
 pub mod hooks;
 pub mod image;
 pub mod linux;

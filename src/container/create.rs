@@ -93,6 +93,7 @@ pub fn create(
         cgroup: Some(cgroup_rel),
     };
     let mut container = store.claim(state)?;
+    crate::fault::point("claimed");
     match finish(&mut container, &bundle, o, mode, console, &device_rules) {
         Ok(init) => Ok(Created { container, init }),
         Err(e) => {
@@ -123,6 +124,7 @@ fn finish(
         Some(rel) => {
             let cg = cgroups::open(rel)?;
             cg.create()?;
+            crate::fault::point("cgroup-created");
             if let Some(r) = bundle
                 .spec
                 .linux()
@@ -132,6 +134,7 @@ fn finish(
                 cg.set(r)?;
             }
             cg.set_devices(device_rules)?;
+            crate::fault::point("cgroup-configured");
             Some(cg)
         }
         None => None,
@@ -139,6 +142,7 @@ fn finish(
     let wait = match mode {
         Mode::Create => {
             fifo::make(&c.fifo_path())?;
+            crate::fault::point("fifo-made");
             Wait::Fifo(c.fifo_path())
         }
         Mode::Run => Wait::Channel,
@@ -151,8 +155,10 @@ fn finish(
         let mut s = state.clone();
         s.pid = pid;
         let json = s.to_oci_json(Status::Creating);
+        crate::fault::point("hooks");
         hooks::run(hooks, Point::Prestart, &json)?;
         hooks::run(hooks, Point::CreateRuntime, &json)?;
+        crate::fault::point("hooks-done");
         Ok(json.to_string())
     };
     let launch = Launch {
@@ -166,11 +172,16 @@ fn finish(
         cgroup: cgroup.as_deref(),
     };
     let init = process::spawn(&launch)?;
+    crate::fault::point("init-ready");
     c.state.pid = init.pid;
     c.state.pid_start = procfs::start_time(init.pid).unwrap_or(0);
+    crate::fault::point("save-state");
     c.save()?;
+    crate::fault::point("state-saved");
     if let Some(p) = &o.pid_file {
+        crate::fault::point("pid-file");
         write_pid_file(p, init.pid)?;
+        crate::fault::point("pid-file-written");
     }
     if mode == Mode::Create {
         init.channel.send(&Msg::Saved)?;

@@ -10,6 +10,8 @@ use crate::linux::pidfd::Pidfd;
 use std::time::Duration;
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    // What a create or delete killed half-way left in the root.
+    store.sweep();
     let c = match store.load(id) {
         Ok(c) => c,
         // Like runc: a forced delete of what is already gone succeeds, so

@@ -68,11 +68,62 @@ impl Store {
             .at(&self.root)
     }
 
-    /// Claims a new container directory. mkdir is the atomic step: of two
-    /// creates with one id, exactly one gets here.
+    /// Claims a new container directory. The directory is made and its
+    /// state written under a name no id can take, then renamed to the id
+    /// with RENAME_NOREPLACE: of two creates with one id exactly one gets
+    /// it, and the id never names a directory without a state (a create
+    /// killed half-way, a full disk) that would block the id for good.
     pub fn claim(&self, state: State) -> Result<Locked> {
         validate_id(&state.id)?;
         self.ensure_root()?;
+        let dir = self.root.join(&state.id);
+        if dir.symlink_metadata().is_ok() {
+            return Err(Error::Exists(state.id.clone()));
+        }
+        self.sweep();
+        let staged = self.scratch_name(STAGING);
+        std::fs::create_dir(&staged).at(&staged)?;
+        let locked = match lock_dir(&staged) {
+            Ok(lock) => Locked {
+                dir: staged.clone(),
+                state,
+                _lock: lock,
+            },
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staged);
+                return Err(e);
+            }
+        };
+        crate::fault::point("claim-dir");
+        let placed = locked.save().and_then(|()| rename_noreplace(&staged, &dir));
+        match placed {
+            Ok(true) => Ok(Locked { dir, ..locked }),
+            Ok(false) => {
+                // A filesystem without RENAME_NOREPLACE: mkdir is the
+                // atomic step instead.
+                let Locked { state, _lock, .. } = locked;
+                drop(_lock);
+                let _ = std::fs::remove_dir_all(&staged);
+                self.claim_by_mkdir(state)
+            }
+            Err(e) => {
+                drop(locked);
+                let _ = std::fs::remove_dir_all(&staged);
+                match e {
+                    Error::Io { err, .. } if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Err(Error::Exists(
+                            dir.file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                        ))
+                    }
+                    e => Err(e),
+                }
+            }
+        }
+    }
+
+    fn claim_by_mkdir(&self, state: State) -> Result<Locked> {
         let dir = self.root.join(&state.id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
@@ -81,14 +132,51 @@ impl Store {
             }
             Err(e) => return Err(Error::io(&dir, e)),
         }
-        let lock = lock_dir(&dir)?;
-        let locked = Locked {
-            dir,
+        let locked = lock_dir(&dir).map(|lock| Locked {
+            dir: dir.clone(),
             state,
             _lock: lock,
+        });
+        match locked.and_then(|l| l.save().map(|()| l)) {
+            Ok(l) => Ok(l),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// A fresh name in the root that no container id can take (`~` is not
+    /// allowed in ids), marked with our pid so that [`Store::sweep`] knows
+    /// when its owner is gone.
+    fn scratch_name(&self, kind: &str) -> PathBuf {
+        scratch_in(&self.root, kind)
+    }
+
+    /// Removes staged and half-removed directories whose process is dead:
+    /// what a create or delete killed half-way leaves in the root.
+    pub fn sweep(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
         };
-        locked.save()?;
-        Ok(locked)
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Some(pid) = [STAGING, REMOVING]
+                .iter()
+                .find_map(|k| name.strip_prefix(k))
+                .and_then(|rest| rest.split('~').next())
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: kill(2) with signal 0 only checks that the pid exists.
+            let gone = unsafe { libc::kill(pid, 0) } != 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Opens and locks an existing container.
@@ -102,7 +190,11 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        // Another command may have deleted it while we waited for the lock.
+        // Another command may have deleted it while we waited for the lock
+        // (and a create may even have made a new one with the same id).
+        if !same_inode(&lock, &dir) {
+            return Err(Error::NotFound(id.to_string()));
+        }
         let path = dir.join(STATE_FILE);
         let raw = match std::fs::read(&path) {
             Ok(raw) => raw,
@@ -133,9 +225,45 @@ impl Store {
             .filter_map(|e| e.ok())
             .filter(|e| e.path().join(STATE_FILE).exists())
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| validate_id(id).is_ok())
             .collect();
         ids.sort();
         Ok(ids)
+    }
+}
+
+/// Directories being claimed (`.claim~PID~N`) and being removed
+/// (`.gone~PID~N`).
+const STAGING: &str = ".claim~";
+const REMOVING: &str = ".gone~";
+
+fn scratch_in(root: &Path, kind: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    root.join(format!(
+        "{kind}{}~{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to`. Ok(false):
+/// the filesystem cannot do that.
+fn rename_noreplace(from: &Path, to: &Path) -> Result<bool> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EINVAL) => Ok(false),
+        Err(e) => Err(Error::io(to, std::io::Error::from(e))),
+    }
+}
+
+/// Whether the locked file is still the one `path` names.
+fn same_inode(lock: &Flock<File>, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (lock.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -161,9 +289,16 @@ impl Locked {
         self.dir.join(EXEC_FIFO)
     }
 
-    /// Removes the container's directory; the lock goes with it.
+    /// Removes the container's directory; the lock goes with it. The
+    /// directory is first renamed out of the id's way, so a delete killed
+    /// half-way never leaves a stateless directory under the id.
     pub fn destroy(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.dir).at(&self.dir)
+        let root = self.dir.parent().unwrap_or(Path::new("/"));
+        let gone = scratch_in(root, REMOVING);
+        match std::fs::rename(&self.dir, &gone) {
+            Ok(()) => std::fs::remove_dir_all(&gone).at(&gone),
+            Err(_) => std::fs::remove_dir_all(&self.dir).at(&self.dir),
+        }
     }
 }
 
@@ -180,5 +315,43 @@ mod tests {
             assert!(validate_id(id).is_ok(), "{id:?} rejected");
         }
         assert!(validate_id(&"a".repeat(1025)).is_err());
+    }
+
+    fn state(id: &str) -> State {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "pid": 0, "pid_start": 0, "creator": 0, "creator_start": 0,
+            "bundle": "/b", "rootfs": "/b/rootfs", "created": "", "owner": ""
+        }))
+        .expect("a state")
+    }
+
+    #[test]
+    fn claims_are_whole_or_absent_and_leftovers_are_swept() {
+        let root = std::env::temp_dir().join(format!("brig-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::new(&root);
+        let c = store.claim(state("a")).expect("first claim");
+        assert!(matches!(store.claim(state("a")), Err(Error::Exists(id)) if id == "a"));
+        assert!(c.dir.join(STATE_FILE).exists());
+        // What a create and a delete killed half-way leave, by a pid past
+        // pid_max (never alive), and a claim of ours in progress.
+        for dead in [".claim~999999999~0", ".gone~999999999~3"] {
+            std::fs::create_dir(root.join(dead)).expect("leftover");
+            std::fs::write(root.join(dead).join(STATE_FILE), "{}").expect("leftover state");
+        }
+        let live = format!(".claim~{}~99", std::process::id());
+        std::fs::create_dir(root.join(&live)).expect("live claim");
+        assert_eq!(store.ids().expect("ids"), vec!["a".to_string()]);
+        store.sweep();
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .expect("root")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![live.clone(), "a".to_string()]);
+        c.destroy().expect("destroy");
+        std::fs::remove_dir(root.join(&live)).expect("remove live claim");
+        assert_eq!(std::fs::read_dir(&root).expect("root").count(), 0);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
