@@ -19,7 +19,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// How many blobs are fetched at once.
+/// How many blobs are fetched (or pushed) at once.
 const PARALLEL: usize = 3;
 
 #[derive(Clone)]
@@ -57,7 +57,7 @@ impl Fetch for Client {
     }
 }
 
-fn is_index(media_type: &str) -> bool {
+pub(crate) fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 
@@ -167,30 +167,10 @@ fn import_locked(
     let blobs: Vec<(&str, &Descriptor)> = std::iter::once(("config", &manifest.config))
         .chain(manifest.layers.iter().map(|l| ("layer", l)))
         .collect();
-    let next = AtomicUsize::new(0);
-    let first_err: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(blobs.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((what, desc)) = blobs.get(i) else {
-                    break;
-                };
-                if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
-                    break;
-                }
-                if let Err(e) = fetch_one(store, src, what, desc, &progress, added) {
-                    if let Ok(mut slot) = first_err.lock() {
-                        slot.get_or_insert(e);
-                    }
-                    break;
-                }
-            });
-        }
-    });
-    if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(ctx(e));
-    }
+    each_parallel(&blobs, |(what, desc)| {
+        fetch_one(store, src, what, desc, &progress, added)
+    })
+    .map_err(ctx)?;
 
     let config: serde_json::Value = store.layout().json_blob(&manifest.config).map_err(ctx)?;
     let diff_ids = config["rootfs"]["diff_ids"]
@@ -242,6 +222,40 @@ impl<R: Read> Read for Watched<R> {
             self.failed = true;
         }
         r
+    }
+}
+
+/// Runs `f` on every item, PARALLEL at a time (blob transfers: the
+/// network is the wait, not the CPU); the first error stops the items not
+/// yet started and is returned.
+pub(crate) fn each_parallel<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let first_err: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(items.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else {
+                    break;
+                };
+                if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                    break;
+                }
+                if let Err(e) = f(item) {
+                    if let Ok(mut slot) = first_err.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    break;
+                }
+            });
+        }
+    });
+    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

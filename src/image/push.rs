@@ -5,23 +5,15 @@
 //! accepts a manifest only once everything it refers to is there, so a
 //! failed push never leaves a tag pointing at half an image.
 
-use super::layout::{Descriptor, Index, Manifest, DOCKER_LIST, OCI_INDEX};
+use super::layout::{Descriptor, Index, Manifest};
 use super::progress::Progress;
+use super::pull::is_index;
 use super::reference::Reference;
 use super::registry::{self, Client};
 use super::store::Store;
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
-/// How many blobs are uploaded at once.
-const PARALLEL: usize = 3;
-
-fn is_index(media_type: &str) -> bool {
-    media_type == OCI_INDEX || media_type == DOCKER_LIST
-}
 
 /// Counts bytes for the progress bar as the upload reads them.
 struct Counted<'a> {
@@ -133,7 +125,7 @@ fn push_manifest(
     client.put_manifest(reference, &media_type, &bytes)
 }
 
-/// Uploads the blobs, PARALLEL at a time; the first error stops the rest.
+/// Uploads the blobs, a few at a time; the first error stops the rest.
 fn upload_all(
     store: &Store,
     client: &Client,
@@ -141,31 +133,9 @@ fn upload_all(
     blobs: &[(&str, &Descriptor)],
     progress: &Progress,
 ) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let first_err: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(blobs.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((what, desc)) = blobs.get(i) else {
-                    break;
-                };
-                if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
-                    break;
-                }
-                if let Err(e) = upload_one(store, client, repo, what, desc, progress) {
-                    if let Ok(mut slot) = first_err.lock() {
-                        slot.get_or_insert(e);
-                    }
-                    break;
-                }
-            });
-        }
-    });
-    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    super::pull::each_parallel(blobs, |(what, desc)| {
+        upload_one(store, client, repo, what, desc, progress)
+    })
 }
 
 fn upload_one(
