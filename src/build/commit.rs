@@ -51,14 +51,14 @@ pub struct Committed {
 }
 
 /// A writer that hashes and counts what goes through it.
-struct Hashing<W> {
+pub(crate) struct Hashing<W> {
     inner: W,
     hasher: Sha256,
     len: u64,
 }
 
 impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Hashing {
             inner,
             hasher: Sha256::new(),
@@ -66,7 +66,7 @@ impl<W: Write> Hashing<W> {
         }
     }
 
-    fn finish(self) -> (W, String, u64) {
+    pub(crate) fn finish(self) -> (W, String, u64) {
         let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
         (self.inner, digest, self.len)
     }

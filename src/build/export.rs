@@ -2,14 +2,14 @@
 //! `oci:DIR:TAG`), a tar of one (`oci-archive:`), or what `docker save`
 //! writes (`docker-archive:`, for `docker load` and `podman load`).
 
+use super::commit::Hashing;
 use crate::error::{Error, IoContext, Result};
-use crate::image::layer::Compression;
+use crate::image::layer::{Compression, Decoder};
 use crate::image::layout::{Descriptor, Manifest, Platform, DOCKER_LIST, OCI_INDEX};
 use crate::image::reference::{Reference, DOCKER_HUB};
 use crate::image::store::{write_atomic, Store, REF_NAME};
 use crate::image::TempDir;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -300,26 +300,6 @@ pub fn familiar(name: &str) -> Result<Option<String>> {
     Ok(Some(format!("{repo}:{tag}")))
 }
 
-/// Counts what goes through it and hashes it: a layer's size and diff_id.
-struct Measure<W> {
-    inner: W,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<W: Write> Write for Measure<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes the image as `docker save` does (for `docker load`, `podman
 /// load`, skopeo's `docker-archive:`): manifest.json, a `repositories`
 /// file, the config as `HEX.json` and each layer uncompressed as
@@ -464,16 +444,9 @@ fn append_layer(
     let start = out.stream_position().map_err(io_err)?;
     out.write_all(&[0u8; 512]).map_err(io_err)?;
     let blob = store.layout().blob(l)?;
-    let mut data: Box<dyn Read> = match c {
-        Compression::None => Box::new(blob),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob).map_err(io_err)?),
-    };
-    let mut m = Measure {
-        inner: &mut *out,
-        hasher: Sha256::new(),
-        len: 0,
-    };
+    let mut data = Decoder::new(blob, c).map_err(io_err)?;
+    // The size and diff_id of the uncompressed layer, as it is written.
+    let mut m = Hashing::new(&mut *out);
     let mut buf = vec![0u8; 256 << 10];
     loop {
         let n = match data.read(&mut buf) {
@@ -484,8 +457,7 @@ fn append_layer(
         };
         m.write_all(&buf[..n]).map_err(io_err)?;
     }
-    let len = m.len;
-    let got = format!("sha256:{}", hex::encode(m.hasher.finalize()));
+    let (_, got, len) = m.finish();
     // The diff_id (from the verified config) vouches for the content; the
     // compressed blob's own digest was checked when it entered the store.
     if got != diff_id {

@@ -54,7 +54,7 @@ impl Compression {
 
 /// A decompressing reader that gives back the raw reader when done, so the
 /// caller can drain it (and check its digest).
-enum Decoder<R: Read> {
+pub(crate) enum Decoder<R: Read> {
     Plain(R),
     Gzip(Box<flate2::read::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, io::BufReader<R>>),
@@ -71,7 +71,7 @@ impl<R: Read> Read for Decoder<R> {
 }
 
 impl<R: Read> Decoder<R> {
-    fn new(r: R, c: Compression) -> io::Result<Self> {
+    pub(crate) fn new(r: R, c: Compression) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Decoder::Plain(r),
             Compression::Gzip => Decoder::Gzip(Box::new(flate2::read::MultiGzDecoder::new(r))),
