@@ -17,6 +17,7 @@ use super::parse::{self, Cmd, Dockerfile, Instruction, Kind};
 use super::run_step::{self, Network};
 use super::vars;
 use crate::error::{Error, IoContext, Result, SysContext};
+use crate::image::config::strings;
 use crate::image::layout::{Descriptor, Manifest, Platform};
 use crate::image::overlay;
 use crate::image::pull::{self, PullOptions};
@@ -58,6 +59,16 @@ pub struct Options {
     pub quiet: bool,
 }
 
+impl Options {
+    /// How errors name the Dockerfile: its file name, as Docker does.
+    pub fn file_label(&self) -> String {
+        self.dockerfile
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "Dockerfile".into())
+    }
+}
+
 /// A stage as it is being built.
 struct StageState {
     img: Image,
@@ -85,7 +96,9 @@ pub struct Builder<'a> {
     epoch: Option<i64>,
 }
 
-fn now() -> String {
+/// The time a build records: SOURCE_DATE_EPOCH when set (reproducible
+/// builds), else now.
+pub(crate) fn now() -> String {
     match std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -105,16 +118,6 @@ fn sha(parts: &[&str]) -> String {
         h.update([0]);
     }
     hex::encode(h.finalize())
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// An image that is nothing: FROM scratch.
@@ -191,12 +194,7 @@ impl<'a> Builder<'a> {
     }
 
     fn err(&self, ins: &Instruction, msg: impl std::fmt::Display) -> Error {
-        let file = self
-            .o
-            .dockerfile
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "Dockerfile".into());
+        let file = self.o.file_label();
         Error::Other(format!(
             "{file}:{}: {}: {msg}",
             ins.line,

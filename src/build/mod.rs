@@ -73,7 +73,7 @@ pub struct BuildOptions {
 /// descriptor.
 fn store_image(store: &Store, img: &Image) -> Result<Descriptor> {
     let mut config = img.config.clone();
-    config["created"] = json!(exec_now());
+    config["created"] = json!(exec::now());
     let cbytes = serde_json::to_vec(&config).map_err(|e| Error::Other(e.to_string()))?;
     let cdesc = store.write_bytes(&cbytes, "application/vnd.oci.image.config.v1+json")?;
     let manifest = json!({
@@ -86,29 +86,10 @@ fn store_image(store: &Store, img: &Image) -> Result<Descriptor> {
     store.write_bytes(&mbytes, OCI_MANIFEST)
 }
 
-fn exec_now() -> String {
-    match std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        Some(s) => {
-            humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
-                .to_string()
-        }
-        None => humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    }
-}
-
 /// `hoist build`: returns the image's manifest digest.
 pub fn build(o: &BuildOptions) -> Result<String> {
     let text = std::fs::read_to_string(&o.exec.dockerfile).at(&o.exec.dockerfile)?;
-    let shown = o
-        .exec
-        .dockerfile
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "Dockerfile".into());
-    let file = parse::parse(&text, &shown)?;
+    let file = parse::parse(&text, &o.exec.file_label())?;
     let tags: Vec<String> = o
         .tags
         .iter()

@@ -19,7 +19,8 @@ pub struct Overrides {
     pub env: Vec<String>,
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// The strings of a JSON array (Env, Cmd, ...); anything else is empty.
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
