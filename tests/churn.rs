@@ -117,7 +117,11 @@ impl Churn {
         let raw = fs::read_to_string(self.base.root.join(self.id(n)).join("state.json"))
             .expect("read state.json");
         let v: serde_json::Value = serde_json::from_str(&raw).expect("state.json is JSON");
-        v["pid"].as_i64().expect("pid in state.json") as i32
+        // brig's state.json says "pid", runc's "init_process_pid".
+        v["pid"]
+            .as_i64()
+            .or_else(|| v["init_process_pid"].as_i64())
+            .expect("pid in state.json") as i32
     }
 
     /// create, start, wait for /bin/true to exit, delete.
