@@ -123,7 +123,14 @@ fn assert_orderly(out: &Output) {
         "exit code not 0 or 1: {out}"
     );
     assert!(!out.stderr.contains("panicked"), "a panic: {out}");
-    let lines = out.stderr.lines().filter(|l| !l.trim().is_empty()).count();
+    // runc 1.1.5 logs "Failed to remove cgroup (will retry)" warnings
+    // while it waits for a dying container; only its errors count.
+    let lines = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !(is_runc() && l.contains("level=warning")))
+        .count();
     assert!(lines <= 1, "more than one line on stderr: {out}");
 }
 
@@ -193,6 +200,12 @@ fn create_killed_at_every_step_leaves_nothing_delete_cannot_remove() {
 
 #[test]
 fn two_creates_of_one_id_exactly_one_wins() {
+    if is_runc() {
+        // Seen with runc 1.1.5: both racers can fail, and the loser prints
+        // several error lines (a busy unlinkat, cgroup removal retries).
+        eprintln!("NOTE: runc 1.1.5 does not hold this under a create race; brig only");
+        return;
+    }
     let c = Arc::new(Container::new("dup_race"));
     c.edit(|cfg| set_args(cfg, &["sleep", "60"]));
     for round in 0..15 {
@@ -212,13 +225,6 @@ fn two_creates_of_one_id_exactly_one_wins() {
             .collect();
         let won: Vec<&Output> = outs.iter().filter(|o| o.success()).collect();
         let shown: Vec<String> = outs.iter().map(|o| o.to_string()).collect();
-        if is_runc() && won.len() != 1 {
-            eprintln!(
-                "NOTE: runc 1.1.5 lets {} of two racing creates win: {shown:?}",
-                won.len()
-            );
-            return;
-        }
         assert_eq!(
             won.len(),
             1,
