@@ -8,6 +8,7 @@ pub mod error;
 pub mod fault;
 pub mod hooks;
 pub mod image;
+pub mod interrupt;
 pub mod linux;
 pub mod logging;
 pub mod process;

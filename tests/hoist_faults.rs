@@ -660,6 +660,7 @@ fn interrupt_build(secs: u32) -> Duration {
     wait_for(30, "the RUN container", || !running(&marker).is_empty());
     thread::sleep(Duration::from_millis(300));
     let pgid = child.0.id() as i32;
+    let cgroup_prefix = format!("hoist-build-{pgid}-");
     let sent = Instant::now();
     kill(Pid::from_raw(-pgid), Signal::SIGINT).expect("SIGINT the group");
     let deadline = sent + Duration::from_secs(u64::from(secs) + 15);
@@ -695,9 +696,30 @@ fn interrupt_build(secs: u32) -> Duration {
         Vec::<String>::new(),
         "mounts left in tmp/"
     );
+    assert_eq!(
+        cgroups_named(Path::new("/sys/fs/cgroup"), &cgroup_prefix),
+        Vec::<PathBuf>::new(),
+        "the RUN container's cgroups are left"
+    );
     images(&store);
     assert_eq!(count(&store, "tmp"), 0, "tmp/ not cleaned");
     took
+}
+
+/// Cgroup directories (every hierarchy) whose name starts with `prefix`.
+fn cgroups_named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(t) = e.file_type() else { continue };
+        if !t.is_dir() {
+            continue;
+        }
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            found.push(e.path());
+        }
+        found.extend(cgroups_named(&e.path(), prefix));
+    }
+    found
 }
 
 #[test]
@@ -705,13 +727,10 @@ fn ctrl_c_during_a_build_run_leaves_the_store_consistent() {
     interrupt_build(6);
 }
 
-/// Today the SIGINT goes to the RUN container's init (brig run's signal
-/// forwarding) and hoist waits for the RUN to end: a shell as init waits
-/// for its child, and a lone `RUN sleep 30` (sleep as pid 1, SIGINT
-/// ignored) even lets the build go on and name the image. Stopping the
-/// RUN (kill the container after a grace period) is src/build's to do.
+/// A lone `RUN sleep 30` makes sleep the container's pid 1, which ignores
+/// SIGINT: hoist forwards the signal, then kills the RUN after its grace
+/// period, and the build fails without naming the image.
 #[test]
-#[ignore = "hoist build does not stop a RUN on Ctrl-C yet (src/build, issue 8)"]
 fn ctrl_c_stops_a_build_run_promptly() {
     let took = interrupt_build(30);
     assert!(

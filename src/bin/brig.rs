@@ -438,6 +438,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let o = run::Options {
                 create: create.options(),
                 detach,
+                kill_after: None,
             };
             return run::run(&store, &create.id, &o)
                 .with_context(|| format!("running container {:?}", create.id));

@@ -299,6 +299,7 @@ impl<'a> Builder<'a> {
             }
         }
         for ins in &stage.instructions {
+            crate::interrupt::check()?;
             self.step += 1;
             self.say(&format!(
                 "STEP {}/{}: {}",
@@ -897,6 +898,7 @@ impl<'a> Builder<'a> {
         };
         let ran = run_step::run(&spec, &sd.dir.join("run"), &self.brig_root, !self.o.quiet)
             .map_err(|e| self.err(ins, e))?;
+        crate::interrupt::check().map_err(|e| self.err(ins, e))?;
         if ran.code != 0 {
             let tail = if ran.tail.is_empty() {
                 String::new()

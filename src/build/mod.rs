@@ -114,9 +114,13 @@ pub fn build(o: &BuildOptions) -> Result<String> {
             )));
         }
     }
+    // Ctrl-C stops the build at the next step (a running RUN is stopped),
+    // so that its mounts and scratch files are cleaned up on the way out.
+    crate::interrupt::install()?;
     let store = Store::open(&o.store)?;
     let _lock = store.lock_shared()?;
     let img = Builder::new(&store, &o.exec, &file)?.build()?;
+    crate::interrupt::check()?;
     let mdesc = store_image(&store, &img)?;
     for t in &tags {
         store.tag(t, &mdesc)?;
@@ -127,6 +131,7 @@ pub fn build(o: &BuildOptions) -> Result<String> {
         .cloned()
         .unwrap_or_else(|| format!("localhost/hoist-build:{}", &mdesc.digest[7..19]));
     for out in &o.outputs {
+        crate::interrupt::check()?;
         match out {
             Output::Oci(p) => export::to_oci_layout(&store, &mdesc, &name, p)?,
             Output::OciArchive(p) => export::to_oci_archive(&store, &mdesc, &name, p)?,

@@ -32,6 +32,10 @@ const CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// How long a RUN may take to stop after Ctrl-C (forwarded to it) before
+/// it is killed.
+const KILL_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How many lines of a failed RUN's output the error shows.
 const TAIL: usize = 10;
 
@@ -105,9 +109,15 @@ pub fn run(r: &RunSpec, scratch: &Path, state_dir: &Path, echo: bool) -> Result<
             ..Default::default()
         },
         detach: false,
+        kill_after: Some(KILL_AFTER),
     };
     let mut tee = Tee::start(echo, &scratch.join("tail"))?;
+    // run blocks the signals it forwards; between steps the build's own
+    // handlers (crate::interrupt) must see them again.
+    let mask =
+        nix::sys::signal::SigSet::thread_get_mask().map_err(|e| Error::sys("sigprocmask", e))?;
     let code = run::run(&containers, &id, &opts);
+    let _ = mask.thread_set_mask();
     let tail = tee.stop();
     // A failed create may leave the container behind: nothing may stay.
     let _ = crate::container::delete::delete(&containers, &id, true);

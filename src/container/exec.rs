@@ -114,5 +114,5 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
     if o.detach {
         return Ok(0);
     }
-    foreground::wait(entered.pid, &forwarded, master.as_ref())
+    foreground::wait(entered.pid, &forwarded, master.as_ref(), None)
 }

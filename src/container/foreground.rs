@@ -8,6 +8,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 /// A socketpair standing in for --console-socket when brig itself owns the
 /// terminal: the container's side gets the second end.
@@ -17,15 +18,23 @@ pub fn console_pair() -> Result<(UnixStream, OwnedFd)> {
 }
 
 /// Waits for `pid` to exit: proxies the pty when there is one, forwards
-/// signals, and returns the exit code (128+N for a signal N).
-pub fn wait(pid: i32, forwarded: &SigSet, master: Option<&OwnedFd>) -> Result<i32> {
+/// signals, and returns the exit code (128+N for a signal N). With
+/// `kill_after` (and no pty), a stop signal (SIGINT, SIGTERM, SIGHUP) is
+/// forwarded and `pid` gets SIGKILL if it is still there that much later:
+/// a job like a build's RUN must end when its user asks.
+pub fn wait(
+    pid: i32,
+    forwarded: &SigSet,
+    master: Option<&OwnedFd>,
+    kill_after: Option<Duration>,
+) -> Result<i32> {
     match master {
         Some(m) => {
             let mut sfd = signal_fd(forwarded)?;
             let master_fd = m.as_raw_fd();
             crate::linux::terminal::proxy(m, &mut sfd, |sfd| wait_step(sfd, pid, Some(master_fd)))
         }
-        None => wait_loop(pid, forwarded),
+        None => wait_loop(pid, forwarded, kill_after),
     }
 }
 
@@ -82,6 +91,9 @@ pub fn wait_step(sfd: &mut SignalFd, init: i32, tty: Option<RawFd>) -> Result<Op
             crate::linux::terminal::copy_winsize(0, master);
             continue;
         }
+        if crate::interrupt::is_stop(sig) {
+            crate::interrupt::note(sig);
+        }
         // SAFETY: forwarding a signal to the container's init.
         unsafe { libc::kill(init, sig) };
     }
@@ -102,16 +114,35 @@ fn signal_fd(set: &SigSet) -> Result<SignalFd> {
         .sys(|| "signalfd".into())
 }
 
-fn wait_loop(init: i32, set: &SigSet) -> Result<i32> {
+fn wait_loop(init: i32, set: &SigSet, kill_after: Option<Duration>) -> Result<i32> {
     let mut sfd = signal_fd(set)?;
+    let mut deadline: Option<Instant> = None;
+    let mut killed = false;
     loop {
         if let Some(code) = wait_step(&mut sfd, init, None)? {
             return Ok(code);
+        }
+        if let (Some(grace), None) = (kill_after, deadline) {
+            if crate::interrupt::received().is_some() {
+                deadline = Some(Instant::now() + grace);
+            }
+        }
+        let mut timeout = nix::poll::PollTimeout::NONE;
+        if let (Some(d), false) = (deadline, killed) {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // SAFETY: killing the init we started and have not reaped.
+                unsafe { libc::kill(init, libc::SIGKILL) };
+                killed = true;
+            } else {
+                let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
+                timeout = nix::poll::PollTimeout::from(ms);
+            }
         }
         let mut pfd = [nix::poll::PollFd::new(
             sfd.as_fd(),
             nix::poll::PollFlags::POLLIN,
         )];
-        let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE);
+        let _ = nix::poll::poll(&mut pfd, timeout);
     }
 }

@@ -11,6 +11,9 @@ use crate::process::sync::Msg;
 pub struct Options {
     pub create: create::Options,
     pub detach: bool,
+    /// SIGKILL the container this long after a stop signal (see
+    /// [`foreground::wait`]); None forwards signals and nothing more, as runc.
+    pub kill_after: Option<std::time::Duration>,
 }
 
 /// Runs the container; returns the exit code `brig run` should exit with.
@@ -63,7 +66,7 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
     if o.detach {
         return Ok(0);
     }
-    let code = foreground::wait(pid, &forwarded, master.as_ref());
+    let code = foreground::wait(pid, &forwarded, master.as_ref(), o.kill_after);
     crate::logging::step("exited");
     let _ = cleanup(store, id);
     crate::logging::step("deleted");
