@@ -548,3 +548,31 @@ fn heredocs_in_run_and_copy() {
         "hello you\nkept $WHO\nshell says you\n"
     );
 }
+
+/// A relative `--store` and context: the store's paths reach overlay
+/// options and the RUN container's config.json, which must not depend on
+/// the cwd.
+#[test]
+fn relative_store_and_context_paths() {
+    let dir = scratch("relative");
+    store_with_busybox(&dir);
+    context(
+        &dir,
+        "FROM localhost/busybox:latest\nRUN echo hi >/hi\n",
+        &[],
+    );
+    let r = Run::of(hoist().current_dir(&*dir).args([
+        "--store",
+        "store",
+        "build",
+        "-q",
+        "-t",
+        "localhost/rel:1",
+        "ctx",
+    ]));
+    assert!(r.ok, "build with relative paths: {}", r.stderr);
+    assert_eq!(
+        run_image(&dir, &dir.join("store"), "localhost/rel:1", &["cat", "/hi"]),
+        "hi\n"
+    );
+}

@@ -60,6 +60,9 @@ impl Store {
             let p = dir.join(sub);
             fs::create_dir_all(&p).at(&p)?;
         }
+        // Absolute: store paths end up in overlay options and in the
+        // config.json of build containers, far from our cwd.
+        let dir = &fs::canonicalize(dir).at(dir)?;
         let marker = dir.join("oci-layout");
         if !marker.exists() {
             write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
