@@ -35,6 +35,33 @@ impl V1 {
             })
     }
 
+    /// On a hybrid host, a controller that no v1 hierarchy carries may be
+    /// bound to the cgroup2 tree instead (systemd leaves hugetlb there): the
+    /// container's cgroup2 directory, with the controller enabled on the way
+    /// down to it. None when cgroup2 does not have it either.
+    fn unified_with(&self, controller: &str) -> Result<Option<PathBuf>> {
+        let (Mode::Hybrid, Some(root)) = (self.layout.mode, &self.layout.v2) else {
+            return Ok(None);
+        };
+        let has = |dir: &Path| {
+            fs::read(dir, "cgroup.controllers")
+                .is_some_and(|c| c.split_whitespace().any(|x| x == controller))
+        };
+        if !has(root) {
+            return Ok(None);
+        }
+        let mut level = root.clone();
+        for comp in self.rel.components() {
+            let on = fs::read(&level, "cgroup.subtree_control")
+                .is_some_and(|c| c.split_whitespace().any(|x| x == controller));
+            if !on {
+                write(&level, "cgroup.subtree_control", &format!("+{controller}"))?;
+            }
+            level.push(comp);
+        }
+        Ok(Some(level))
+    }
+
     /// Every directory of the container: one per hierarchy, plus cgroup2 on hybrid.
     fn dirs(&self) -> Vec<PathBuf> {
         let mut d: Vec<PathBuf> = self
@@ -231,16 +258,17 @@ impl V1 {
             write(&self.dir("pids")?, "pids.max", &pids_max(p.limit()))?;
         }
         for h in r.hugepage_limits().iter().flatten() {
-            let dir = self.dir("hugetlb")?;
             let size = h.page_size();
-            write(
-                &dir,
-                &format!("hugetlb.{size}.limit_in_bytes"),
-                &h.limit().to_string(),
-            )?;
-            let rsvd = format!("hugetlb.{size}.rsvd.limit_in_bytes");
+            let value = h.limit().to_string();
+            // v1 names first; a hybrid host may carry hugetlb on cgroup2.
+            let (dir, max, rsvd) = match self.dir("hugetlb") {
+                Ok(dir) => (dir, "limit_in_bytes", "rsvd.limit_in_bytes"),
+                Err(e) => (self.unified_with("hugetlb")?.ok_or(e)?, "max", "rsvd.max"),
+            };
+            write(&dir, &format!("hugetlb.{size}.{max}"), &value)?;
+            let rsvd = format!("hugetlb.{size}.{rsvd}");
             if fs::exists(&dir, &rsvd) {
-                write(&dir, &rsvd, &h.limit().to_string())?;
+                write(&dir, &rsvd, &value)?;
             }
         }
         if let Some(n) = r.network() {
