@@ -549,6 +549,50 @@ fn heredocs_in_run_and_copy() {
     );
 }
 
+/// CVE-2019-5736: RUN steps enter containers, so `hoist build` must run from
+/// a handle on its binary that cannot be opened for writing, even after it
+/// exits (which is when a container process holding /proc/PID/exe would try).
+/// Runs a copy of hoist, so that a failure harms nothing.
+#[test]
+fn build_runs_from_a_write_protected_binary() {
+    use std::os::fd::AsRawFd;
+    let dir = scratch("sealed");
+    let store = store_with_busybox(&dir);
+    let ctx = context(&dir, "FROM localhost/busybox:latest\nRUN sleep 1\n", &[]);
+    let copy = dir.join("hoist-copy");
+    fs::copy(env!("CARGO_BIN_EXE_hoist"), &copy).expect("copy hoist");
+    let mut child = Command::new(&copy)
+        .arg("--store")
+        .arg(&store)
+        .arg("build")
+        .arg(&ctx)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn hoist build");
+    let exe = format!("/proc/{}/exe", child.id());
+    // Until it has executed itself afresh, the link names the copy.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let handle = loop {
+        let target = fs::read_link(&exe)
+            .unwrap_or_else(|e| panic!("hoist ended while still running from {copy:?}: {e}"));
+        if target != copy {
+            break fs::File::open(&exe).expect("open the build's exe");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hoist never left {copy:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    assert!(child.wait().expect("wait hoist").success(), "build failed");
+    let again = format!("/proc/self/fd/{}", handle.as_raw_fd());
+    let write = fs::OpenOptions::new().append(true).open(&again);
+    assert!(
+        write.is_err(),
+        "the exited build's binary opened for writing through /proc/PID/exe"
+    );
+}
+
 /// A relative `--store` and context: the store's paths reach overlay
 /// options and the RUN container's config.json, which must not depend on
 /// the cwd.

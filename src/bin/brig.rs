@@ -383,6 +383,13 @@ fn main() {
         LogFormat::Json => Format::Json,
     };
     logging::init(cli.log.clone(), format, cli.debug);
+    if cli.command.enters_container() {
+        // Before anything else: this may execute brig afresh.
+        if let Err(e) = brig::linux::sealed_exe::ensure() {
+            logging::error(&format!("{e:#}"));
+            std::process::exit(1);
+        }
+    }
     match dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -390,6 +397,17 @@ fn main() {
             logging::error(&format!("{e:#}"));
             std::process::exit(1);
         }
+    }
+}
+
+impl Command {
+    /// Commands that start a process inside a container, which must not run
+    /// from a writable host binary (CVE-2019-5736).
+    fn enters_container(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+        )
     }
 }
 

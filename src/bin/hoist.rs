@@ -170,6 +170,11 @@ fn main() {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Build { .. }) {
+        // RUN steps enter containers: never from a writable hoist binary
+        // (CVE-2019-5736). This may execute hoist afresh.
+        brig::linux::sealed_exe::ensure()?;
+    }
     let store_dir = Store::dir_from(cli.store.as_deref());
     match cli.cmd {
         Cmd::Unpack {

@@ -12,6 +12,7 @@ pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
 pub mod sched;
+pub mod sealed_exe;
 pub mod seccomp;
 pub mod sysctl;
 pub mod terminal;

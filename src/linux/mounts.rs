@@ -322,7 +322,7 @@ impl Mounter<'_> {
     /// it get the remounts.
     fn cgroup_flags(&self, m: &Mount, flags: MsFlags, binds: &[PathBuf]) -> Result<()> {
         let placed = self.reopen_dest(m)?;
-        if set_attr_recursive(&placed, flags).is_ok() {
+        if set_mount_attr(&placed, flags).is_ok() {
             return Ok(());
         }
         let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
@@ -347,7 +347,7 @@ impl Mounter<'_> {
 
 /// mount_setattr(2) with AT_RECURSIVE: ro/nosuid/nodev/noexec on a mount
 /// and everything below it.
-fn set_attr_recursive(target: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
+pub(crate) fn set_mount_attr(target: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
