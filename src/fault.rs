@@ -39,11 +39,26 @@ pub const POINTS: &[&str] = &[
     "pid-file-written",
 ];
 
+fn armed() -> Option<&'static str> {
+    static FAULT: OnceLock<Option<String>> = OnceLock::new();
+    FAULT
+        .get_or_init(|| std::env::var("BRIG_FAULT").ok())
+        .as_deref()
+}
+
+/// A full disk at this point when `BRIG_FAULT` is `enospc:NAME`: the error
+/// a write would have returned, so the test of a failing step does not
+/// depend on filling a filesystem to the exact byte.
+pub fn no_space(name: &str) -> std::io::Result<()> {
+    match armed().and_then(|a| a.strip_prefix("enospc:")) {
+        Some(n) if n == name => Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+        _ => Ok(()),
+    }
+}
+
 /// SIGKILLs this process if `BRIG_FAULT` names this point.
 pub fn point(name: &str) {
-    static FAULT: OnceLock<Option<String>> = OnceLock::new();
-    let armed = FAULT.get_or_init(|| std::env::var("BRIG_FAULT").ok());
-    if armed.as_deref() == Some(name) {
+    if armed() == Some(name) {
         debug_assert!(POINTS.contains(&name), "fault point {name} not in POINTS");
         // SAFETY: raise(2) has no memory-safety preconditions.
         unsafe { libc::raise(libc::SIGKILL) };

@@ -176,6 +176,7 @@ fn finish(
     c.state.pid = init.pid;
     c.state.pid_start = procfs::start_time(init.pid).unwrap_or(0);
     crate::fault::point("save-state");
+    crate::fault::no_space("save-state").at(c.dir.join("state.json"))?;
     c.save()?;
     crate::fault::point("state-saved");
     if let Some(p) = &o.pid_file {
