@@ -22,6 +22,8 @@ pub const POINTS: &[&str] = &[
     "cgroup-configured",
     // The exec fifo made.
     "fifo-made",
+    // Init cloned (maybe not yet in its cgroup), nothing answered yet.
+    "cloned",
     // Init cloned, in its cgroup, rootfs built, asking for the runtime's
     // hooks (only when the spec has prestart/createRuntime/... hooks).
     "hooks",

@@ -134,6 +134,7 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
         }
         Forked::Parent(pid) => {
             drop(child);
+            crate::fault::point("cloned");
             if into.is_none() {
                 if let Some(cg) = l.cgroup {
                     let joined = cg.add(pid).and_then(|_| {
