@@ -119,36 +119,10 @@ fn root_needed() {
     );
 }
 
-/// buildah on PATH, installed with apt-get if missing. None when it cannot
-/// be had (a failure under CI=true).
+/// buildah on PATH (see [`need_tools`]), checked once.
 fn have_buildah() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| {
-        let have = || {
-            Command::new("buildah")
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if have() {
-            return true;
-        }
-        eprintln!("buildah is missing: apt-get install buildah");
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", "buildah"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-        if have() {
-            return true;
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "buildah is not installed and apt-get install buildah failed: the differential test cannot run"
-        );
-        eprintln!("SKIPPED: buildah is not installed and apt-get install buildah failed");
-        false
-    })
+    *HAVE.get_or_init(|| need_tools(&[("buildah", "buildah")], "the buildah differential test"))
 }
 
 /// hack/mkimage's busybox archive, in `dir`.

@@ -25,33 +25,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// podman on PATH, installed with apt-get if missing; false when it cannot
-/// be had (a failure under CI=true).
+/// podman on PATH (see [`need_tools`]).
 fn have_podman() -> bool {
-    let have = || {
-        Command::new("podman")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if have() {
-        return true;
-    }
-    eprintln!("podman is missing: apt-get install podman");
-    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-    let _ = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "podman"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    if have() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "podman is not installed and apt-get install podman failed: the client test cannot run"
-    );
-    eprintln!("SKIPPED: podman is not installed and apt-get install podman failed");
-    false
+    need_tools(&[("podman", "podman")], "the podman client test")
 }
 
 /// A private podman under `dir`; everything of it, and `dir`, goes when

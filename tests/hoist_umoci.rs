@@ -172,33 +172,9 @@ const EXCUSED: &[Excuse] = &[
     ),
 ];
 
-/// umoci on PATH, installed with apt-get if missing. None when it cannot
-/// be had (a failure under CI=true).
+/// umoci on PATH (see [`need_tools`]).
 fn umoci() -> Option<()> {
-    let have = || {
-        Command::new("umoci")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if have() {
-        return Some(());
-    }
-    eprintln!("umoci is missing: apt-get install umoci");
-    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-    let _ = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "umoci"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    if have() {
-        return Some(());
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "umoci is not installed and apt-get install umoci failed: the differential test cannot run"
-    );
-    eprintln!("SKIPPED: umoci is not installed and apt-get install umoci failed");
-    None
+    need_tools(&[("umoci", "umoci")], "the umoci differential test").then_some(())
 }
 
 /// What umoci puts in process.env that the image does not say:

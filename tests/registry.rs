@@ -12,7 +12,9 @@ use base64::Engine;
 use brig::image::layout::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use brig::image::reference::Reference;
 use brig::image::registry::{Client, Options};
-use image_common::{brig_run, hoist_in, is_mounted, run, scratch, sha256, Run, Scratch, Unmount};
+use image_common::{
+    brig_run, hoist_in, is_mounted, need_tools, run, scratch, sha256, Run, Scratch, Unmount,
+};
 use serde_json::{json, Value};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,46 +33,14 @@ const TOOLS: &[(&str, &str)] = &[
     ("busybox", "busybox-static"),
 ];
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Installs what is missing, once; a tool that cannot be had fails the test.
+/// Installs what is missing, once; a tool that cannot be had fails the
+/// test, in CI or not: these tests are the registry client's only check.
 fn tools() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let missing: Vec<&str> = TOOLS
-            .iter()
-            .filter(|(t, _)| !have(t))
-            .map(|(_, p)| *p)
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .output()
-                .map(|o| (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned()))
-                .unwrap_or_else(|e| (false, e.to_string()))
-        };
-        let _ = apt(&["update", "-qq"]);
-        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        args.extend(&missing);
-        let (ok, err) = apt(&args);
-        let still: Vec<&str> = TOOLS
-            .iter()
-            .filter(|(t, _)| !have(t))
-            .map(|(t, _)| *t)
-            .collect();
         assert!(
-            ok && still.is_empty(),
-            "these tests need {still:?} (Debian packages {missing:?}) and apt-get install failed: {err}"
+            need_tools(TOOLS, "the registry tests"),
+            "the registry tests cannot run without {TOOLS:?}"
         );
     });
 }

@@ -584,3 +584,54 @@ pub fn diff_trees(
     }
     (out, excused_seen)
 }
+
+/// Whether `tool` is on PATH.
+pub fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The tools (command, Debian package) a test needs, installing missing
+/// ones with apt-get. False when one cannot be had: the caller skips and
+/// says so, except under CI=true, where that fails the test instead.
+pub fn need_tools(tools: &[(&str, &str)], why: &str) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(t, _)| !on_path(t))
+        .map(|(_, p)| *p)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    eprintln!("missing for {why}: apt-get install {}", missing.join(" "));
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .unwrap_or_else(|e| e.to_string())
+    };
+    let _ = apt(&["update", "-qq"]);
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    let err = apt(&args);
+    let still: Vec<&str> = tools
+        .iter()
+        .filter(|(t, _)| !on_path(t))
+        .map(|(t, _)| *t)
+        .collect();
+    if still.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{why} needs {still:?} (Debian packages {missing:?}) and apt-get install failed: {}",
+        err.trim()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("SKIPPED: {msg}");
+    false
+}
