@@ -12,20 +12,18 @@ use brig::image::layout::Descriptor;
 use brig::image::push;
 use brig::image::registry::Options;
 use brig::image::store::Store;
-use image_common::{hoist_in, layer_tar, run, scratch, sha256, Scratch};
+use image_common::{free_port, hoist_in, layer_tar, need_tools, run, scratch, sha256, Registry};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 const TOOLS: &[(&str, &str)] = &[
     ("skopeo", "skopeo"),
@@ -34,51 +32,13 @@ const TOOLS: &[(&str, &str)] = &[
     ("busybox", "busybox-static"),
 ];
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Installs what is missing, once; a tool that cannot be had fails the test.
 fn tools() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let missing: Vec<&str> = TOOLS
-            .iter()
-            .filter(|(t, _)| !have(t))
-            .map(|(_, p)| *p)
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .output()
-                .map(|o| {
-                    (
-                        o.status.success(),
-                        String::from_utf8_lossy(&o.stderr).into_owned(),
-                    )
-                })
-                .unwrap_or_else(|e| (false, e.to_string()))
-        };
-        let _ = apt(&["update", "-qq"]);
-        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        args.extend(&missing);
-        let (ok, err) = apt(&args);
-        let still: Vec<&str> = TOOLS
-            .iter()
-            .filter(|(t, _)| !have(t))
-            .map(|(t, _)| *t)
-            .collect();
         assert!(
-            ok && still.is_empty(),
-            "these tests need {still:?} (Debian packages {missing:?}) and apt-get install failed: {err}"
+            need_tools(TOOLS, "the export tests"),
+            "the export tests cannot run without {TOOLS:?}"
         );
     });
 }
@@ -732,71 +692,12 @@ fn export_to_docker_archive_loads_in_podman() {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// Debian's docker-registry on a loopback port with its own storage and
-/// config, killed when dropped (also on a panic).
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: Scratch,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        tools();
-        let dir = scratch("registry");
-        let port = free_port();
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: brig-test-secret\n",
-            dir.join("data").display()
-        );
-        let cfg_path = dir.join("config.yml");
-        fs::write(&cfg_path, cfg).expect("write registry config");
-        let log = fs::File::create(dir.join("registry.log")).expect("registry log");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let mut reg = Registry {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = reg.child.try_wait() {
-                panic!("docker-registry exited ({status})");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        reg
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn push_to_a_registry_and_pull_back() {
-    let reg = Registry::start();
+    let reg = {
+        tools();
+        Registry::start("registry", |_| String::new())
+    };
     let s = scratch("push");
     let (name, mdesc) = busybox_in(&s.join("store"));
     let store = Store::open(&s.join("store")).expect("store");

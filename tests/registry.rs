@@ -13,17 +13,17 @@ use brig::image::layout::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST}
 use brig::image::reference::Reference;
 use brig::image::registry::{Client, Options};
 use image_common::{
-    brig_run, hoist_in, is_mounted, need_tools, run, scratch, sha256, Run, Scratch, Unmount,
+    brig_run, free_port, hoist_in, is_mounted, need_tools, run, scratch, sha256, Registry, Run,
+    Scratch, Unmount,
 };
 use serde_json::{json, Value};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
 
 const TOOLS: &[(&str, &str)] = &[
     ("docker-registry", "docker-registry"),
@@ -45,18 +45,7 @@ fn tools() {
     });
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
 /// A docker-registry process, killed when dropped (also on a panic).
-struct Registry {
-    child: Child,
-    port: u16,
-    dir: Scratch,
-}
-
 #[derive(Default)]
 struct Setup<'a> {
     htpasswd: Option<(&'a str, &'a str)>,
@@ -64,66 +53,28 @@ struct Setup<'a> {
 }
 
 impl Registry {
-    fn start(name: &str, setup: Setup) -> Registry {
+    fn with(name: &str, setup: Setup) -> Registry {
         tools();
-        let dir = scratch(name);
-        let port = free_port();
-        let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: brig-test-secret\n",
-            dir.join("data").display()
-        );
-        if let Some(pki) = setup.tls {
-            cfg += &format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                pki.cert.display(),
-                pki.key.display()
-            );
-        }
-        if let Some((user, pass)) = setup.htpasswd {
-            let line = run(Command::new("htpasswd").args(["-Bbn", user, pass]));
-            let file = dir.join("htpasswd");
-            fs::write(&file, line).expect("write htpasswd");
-            cfg += &format!(
-                "auth:\n  htpasswd:\n    realm: brig-test\n    path: {}\n",
-                file.display()
-            );
-        }
-        let cfg_path = dir.join("config.yml");
-        fs::write(&cfg_path, cfg).expect("write registry config");
-        let log = fs::File::create(dir.join("registry.log")).expect("registry log");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let mut reg = Registry { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = reg.child.try_wait() {
-                panic!(
-                    "docker-registry exited ({status}): {}",
-                    fs::read_to_string(reg.dir.join("registry.log")).unwrap_or_default()
+        Registry::start(name, |dir| {
+            let mut cfg = String::new();
+            if let Some(pki) = setup.tls {
+                cfg += &format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    pki.cert.display(),
+                    pki.key.display()
                 );
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+            if let Some((user, pass)) = setup.htpasswd {
+                let line = run(Command::new("htpasswd").args(["-Bbn", user, pass]));
+                let file = dir.join("htpasswd");
+                fs::write(&file, line).expect("write htpasswd");
+                cfg += &format!(
+                    "auth:\n  htpasswd:\n    realm: brig-test\n    path: {}\n",
+                    file.display()
+                );
             }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {port}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        reg
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+            cfg
+        })
     }
 
     /// skopeo copy SRC into this registry (plain HTTP or unverified TLS).
@@ -140,13 +91,6 @@ impl Registry {
             .args(["inspect", "--raw", "--tls-verify=false"])
             .args(extra)
             .arg(format!("docker://{}/{image}", self.host())))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -195,7 +139,7 @@ fn assert_err<T>(r: brig::Result<T>, wants: &[&str]) -> String {
 
 #[test]
 fn pull_by_tag_and_digest() {
-    let reg = Registry::start("pull", Setup::default());
+    let reg = Registry::with("pull", Setup::default());
     reg.push(&oci_archive(), "busybox:latest", &[]);
     let raw = reg.inspect_raw("busybox:latest", &[]);
     let c = client(&format!("{}/busybox", reg.host()), &Options::default());
@@ -320,7 +264,7 @@ fn multi_arch_layout(dir: &Path) -> Vec<u8> {
 
 #[test]
 fn media_types_come_back_intact() {
-    let reg = Registry::start("types", Setup::default());
+    let reg = Registry::with("types", Setup::default());
     let work = scratch("types-layout");
     let index = multi_arch_layout(&work);
     let src = format!("oci:{}:multi", work.display());
@@ -407,7 +351,7 @@ fn push_image(c: &Client, tag: &str, text: &str) -> (Vec<u8>, String) {
 
 #[test]
 fn push_round_trip() {
-    let reg = Registry::start("push", Setup::default());
+    let reg = Registry::with("push", Setup::default());
     let c = client(&format!("{}/fresh/image", reg.host()), &Options::default());
     let (manifest, digest) = push_image(&c, "v1", "hello from put_blob\n");
 
@@ -555,7 +499,7 @@ fn b64(s: &str) -> String {
 
 #[test]
 fn basic_auth() {
-    let reg = Registry::start(
+    let reg = Registry::with(
         "basic",
         Setup {
             htpasswd: Some(("user", "pass")),
@@ -755,7 +699,7 @@ fn bearer_proxy(upstream: u16, token_port: u16) -> u16 {
 
 #[test]
 fn bearer_tokens() {
-    let reg = Registry::start("bearer", Setup::default());
+    let reg = Registry::with("bearer", Setup::default());
     reg.push(&oci_archive(), "busybox:latest", &[]);
     let raw = reg.inspect_raw("busybox:latest", &[]);
     let issued = Arc::new(Mutex::new(Vec::new()));
@@ -885,7 +829,7 @@ impl Pki {
 #[test]
 fn tls() {
     let pki = Pki::make("tls");
-    let reg = Registry::start(
+    let reg = Registry::with(
         "tls",
         Setup {
             tls: Some(&pki),
@@ -1010,7 +954,7 @@ fn layout_with_cmd(dir: &Path, cmd: &[&str]) {
 
 #[test]
 fn hoist_pulls_unpacks_and_brig_runs_the_image() {
-    let reg = Registry::start("hoist-e2e", Setup::default());
+    let reg = Registry::with("hoist-e2e", Setup::default());
     let work = scratch("hoist-e2e");
     let hello = work.join("hello");
     layout_with_cmd(&hello, &["sh", "-c", "echo hello from the image"]);
@@ -1120,7 +1064,7 @@ fn hoist_pulls_unpacks_and_brig_runs_the_image() {
 
 #[test]
 fn hoist_pull_failures_leave_nothing() {
-    let reg = Registry::start("hoist-fail", Setup::default());
+    let reg = Registry::with("hoist-fail", Setup::default());
     reg.push(&oci_archive(), "busybox:latest", &[]);
     let work = scratch("hoist-fail");
     let store = work.join("store");
@@ -1175,7 +1119,7 @@ fn hoist_pull_failures_leave_nothing() {
 
 #[test]
 fn hoist_pull_with_credentials() {
-    let reg = Registry::start(
+    let reg = Registry::with(
         "hoist-auth",
         Setup {
             htpasswd: Some(("user", "pass")),
@@ -1217,7 +1161,7 @@ fn hoist_pull_with_credentials() {
 
 #[test]
 fn hoist_push_of_a_built_image_round_trips() {
-    let reg = Registry::start("hoist-push", Setup::default());
+    let reg = Registry::with("hoist-push", Setup::default());
     let work = scratch("hoist-push");
     let store = work.join("store");
     let r = hoist_in(&store, &["pull", "-q", &oci_archive()]);

@@ -635,3 +635,75 @@ pub fn need_tools(tools: &[(&str, &str)], why: &str) -> bool {
     eprintln!("SKIPPED: {msg}");
     false
 }
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Debian's docker-registry on a loopback port with its own storage,
+/// killed when dropped (also on a panic). The caller has its tools.
+pub struct Registry {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: Scratch,
+}
+
+impl Registry {
+    /// `extra(dir)` is appended to config.yml, whose last section is
+    /// `http:` (indented lines continue it: tls; unindented start another:
+    /// auth).
+    pub fn start(name: &str, extra: impl FnOnce(&Path) -> String) -> Registry {
+        use std::time::{Duration, Instant};
+        let dir = scratch(name);
+        let port = free_port();
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: brig-test-secret\n",
+            dir.join("data").display()
+        );
+        cfg += &extra(&dir);
+        let cfg_path = dir.join("config.yml");
+        fs::write(&cfg_path, cfg).expect("write registry config");
+        let log = fs::File::create(dir.join("registry.log")).expect("registry log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let mut reg = Registry { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = reg.child.try_wait() {
+                panic!(
+                    "docker-registry exited ({status}): {}",
+                    fs::read_to_string(reg.dir.join("registry.log")).unwrap_or_default()
+                );
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return reg;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
