@@ -19,16 +19,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck disable=SC2034 # die and note (lib.sh) read it
 me=integration/containerd/churn.sh
 ns=brigchurn
 image=localhost/brig-busybox:latest
 
 usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
-die() {
-  printf '%s: error: %s\n' "$me" "$*" >&2
-  exit 2
-}
-note() { printf '%s: %s\n' "$me" "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+. "$here/lib.sh"
 
 runtime=
 count=200
@@ -70,16 +68,6 @@ fifo=$tmp/fifo
 mkdir -p "$tmp/run" "$fifo"
 ctrd_pid=
 sfx=-$$
-c() { ctr -a "$sock" -n "$ns" "$@"; }
-
-# Every cgroup directory of this run's containers, deepest first.
-our_cgroups() {
-  local d
-  for d in /sys/fs/cgroup/"$ns" /sys/fs/cgroup/*/"$ns"; do
-    [[ -d $d ]] || continue
-    find "$d" -mindepth 1 -depth -type d -name "*$sfx" 2>/dev/null
-  done
-}
 
 # Processes whose command line names the temporary directory (shims, which
 # are given its socket) or whose cgroup is one of the churn's.
@@ -97,40 +85,14 @@ our_processes() {
 }
 
 teardown() {
-  local rc=$? id pid d i
+  local rc=$? pid
   trap - EXIT INT TERM
   set +e
-  if [[ -n $ctrd_pid ]] && kill -0 "$ctrd_pid" 2>/dev/null; then
-    for id in $(timeout 10 ctr -a "$sock" -n "$ns" task ls -q 2>/dev/null); do
-      timeout 10 ctr -a "$sock" -n "$ns" task kill -a -s KILL "$id" >/dev/null 2>&1
-      timeout 10 ctr -a "$sock" -n "$ns" task delete -f "$id" >/dev/null 2>&1
-    done
-    for id in $(timeout 10 ctr -a "$sock" -n "$ns" container ls -q 2>/dev/null); do
-      timeout 10 ctr -a "$sock" -n "$ns" container delete "$id" >/dev/null 2>&1
-    done
-  fi
-  for d in $(our_cgroups); do
-    [[ -f $d/cgroup.procs ]] || continue
-    while read -r pid; do kill -KILL "$pid" 2>/dev/null; done <"$d/cgroup.procs"
-  done
+  remove_containers
+  kill_cgroup_procs
   for pid in $(our_processes); do kill -KILL "$pid" 2>/dev/null; done
-  if [[ -n $ctrd_pid ]]; then
-    kill -TERM "$ctrd_pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$ctrd_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$ctrd_pid" 2>/dev/null
-    wait "$ctrd_pid" 2>/dev/null
-  fi
-  for ((i = 0; i < 20; i++)); do
-    [[ -z $(our_cgroups | head -n1) ]] && break
-    our_cgroups | xargs -r rmdir 2>/dev/null
-    sleep 0.1
-  done
-  for d in /sys/fs/cgroup/"$ns" /sys/fs/cgroup/*/"$ns"; do
-    [[ -d $d ]] && rmdir "$d" 2>/dev/null # only if no one else uses it
-  done
+  stop_containerd
+  remove_cgroups
   rm -rf "$tmp" || note "could not remove $tmp"
   exit "$rc"
 }
@@ -138,42 +100,8 @@ trap teardown EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-cat >"$tmp/config.toml" <<EOF
-version = 2
-root = "$tmp/root"
-state = "$tmp/state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp",
-]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[debug]
-  address = ""
-  level = "warn"
-[metrics]
-  address = ""
-EOF
-
-# unshare execs sh, which execs containerd: $! is containerd's pid.
-# shellcheck disable=SC2016 # $1 and $2 are the inner shell's
-unshare --mount --propagation private -- /bin/sh -c \
-  'mount --bind "$1" /run && exec containerd --config "$2"' \
-  sh "$tmp/run" "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
-ctrd_pid=$!
-for ((i = 0; i < 100; i++)); do
-  [[ -S $sock ]] && c version >/dev/null 2>&1 && break
-  kill -0 "$ctrd_pid" 2>/dev/null || die "containerd exited at start: $(tail -n 5 "$tmp/containerd.log")"
-  sleep 0.1
-done
-c version >/dev/null 2>&1 || die "containerd did not answer on $sock within 10s"
+write_config warn
+start_containerd
 
 snap=native
 [[ $(c plugins ls 2>/dev/null | awk '$1 == "io.containerd.snapshotter.v1" && $2 == "overlayfs" {print $4}') == ok ]] &&

@@ -28,16 +28,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck disable=SC2034 # die and note (lib.sh) read it
 me=integration/containerd/run.sh
 ns=brigtest
 image=localhost/brig-busybox:latest
 
 usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
-die() {
-  printf '%s: error: %s\n' "$me" "$*" >&2
-  exit 2
-}
-note() { printf '%s: %s\n' "$me" "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+. "$here/lib.sh"
 
 all_scenarios=(echo exit-code stdin env cwd user read-only memory-limit tty
   missing-binary detach ps exec exec-tty pause-resume kill delete)
@@ -99,12 +97,12 @@ chmod 0711 "$tmp"
 sock=$tmp/containerd.sock
 fifo=$tmp/fifo
 mkdir -p "$tmp/run" "$fifo"
+# shellcheck disable=SC2034 # lib.sh sets and reads it
 ctrd_pid=
 # Containers are named NAME-PID: cgroups (/brigtest/ID) are host-wide, and two
 # runs of this script must not meet there.
 sfx=-$$
 
-c() { ctr -a "$sock" -n "$ns" "$@"; }
 # listed LINE CMD...: CMD prints LINE as one of its lines. (Not `CMD | grep
 # -q`: grep leaves at the first match, and pipefail sees CMD's SIGPIPE.)
 listed() {
@@ -114,58 +112,19 @@ listed() {
 }
 ctr_=(ctr -a "$sock" -n "$ns")
 
-# Every cgroup directory of this run's containers, deepest first.
-our_cgroups() {
-  local d
-  for d in /sys/fs/cgroup/"$ns" /sys/fs/cgroup/*/"$ns"; do
-    [[ -d $d ]] || continue
-    find "$d" -mindepth 1 -depth -type d -name "*$sfx" 2>/dev/null
-  done
-}
-
 teardown() {
-  local rc=$? id pid f d i
+  local rc=$? f pid
   trap - EXIT INT TERM
   set +e
-  if [[ -n $ctrd_pid ]] && kill -0 "$ctrd_pid" 2>/dev/null; then
-    for id in $(timeout 10 ctr -a "$sock" -n "$ns" task ls -q 2>/dev/null); do
-      timeout 10 ctr -a "$sock" -n "$ns" task resume "$id" >/dev/null 2>&1
-      timeout 10 ctr -a "$sock" -n "$ns" task kill -a -s KILL "$id" >/dev/null 2>&1
-      timeout 10 ctr -a "$sock" -n "$ns" task delete -f "$id" >/dev/null 2>&1
-    done
-    for id in $(timeout 10 ctr -a "$sock" -n "$ns" container ls -q 2>/dev/null); do
-      timeout 10 ctr -a "$sock" -n "$ns" container delete "$id" >/dev/null 2>&1
-    done
-  fi
+  remove_containers --resume
   # Whatever containerd could not remove: our containers' processes (found
   # in their cgroups, thawed first), then the shims (their pid files).
-  for d in $(our_cgroups); do
-    [[ -f $d/freezer.state ]] && echo THAWED >"$d/freezer.state" 2>/dev/null
-    [[ -f $d/cgroup.freeze ]] && echo 0 >"$d/cgroup.freeze" 2>/dev/null
-    [[ -f $d/cgroup.procs ]] || continue
-    while read -r pid; do kill -KILL "$pid" 2>/dev/null; done <"$d/cgroup.procs"
-  done
+  kill_cgroup_procs --thaw
   for f in "$tmp"/state/io.containerd.runtime.v2.task/"$ns"/*/shim.pid; do
     [[ -f $f ]] && pid=$(<"$f") && [[ $pid =~ ^[0-9]+$ ]] && kill -KILL "$pid" 2>/dev/null
   done
-  if [[ -n $ctrd_pid ]]; then
-    kill -TERM "$ctrd_pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$ctrd_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$ctrd_pid" 2>/dev/null
-    wait "$ctrd_pid" 2>/dev/null
-  fi
-  for ((i = 0; i < 20; i++)); do
-    d=$(our_cgroups | head -n1)
-    [[ -z $d ]] && break
-    our_cgroups | xargs -r rmdir 2>/dev/null
-    sleep 0.1
-  done
-  for d in /sys/fs/cgroup/"$ns" /sys/fs/cgroup/*/"$ns"; do
-    [[ -d $d ]] && rmdir "$d" 2>/dev/null # only if no one else uses it
-  done
+  stop_containerd
+  remove_cgroups
   if [[ -n $(our_cgroups) ]]; then
     note "cgroups left behind: $(our_cgroups | tr '\n' ' ')"
     ((rc)) || rc=1
@@ -182,54 +141,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- a private containerd ----------------------------------------------------
-cat >"$tmp/config.toml" <<EOF
-version = 2
-root = "$tmp/root"
-state = "$tmp/state"
-# No CRI (needs CNI and network), no /opt/containerd, none of the
-# snapshotters that need a special filesystem or configuration.
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp",
-]
-
-[grpc]
-  address = "$sock"
-
-[ttrpc]
-  address = "$sock.ttrpc"
-
-[debug]
-  address = ""
-  level = "info"
-
-[metrics]
-  address = ""
-EOF
-
-# unshare execs sh, which execs containerd: $! is containerd's pid.
-# shellcheck disable=SC2016 # $1 and $2 are the inner shell's
-unshare --mount --propagation private -- /bin/sh -c \
-  'mount --bind "$1" /run && exec containerd --config "$2"' \
-  sh "$tmp/run" "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
-ctrd_pid=$!
-for ((i = 0; i < 100; i++)); do
-  [[ -S $sock ]] && c version >/dev/null 2>&1 && break
-  kill -0 "$ctrd_pid" 2>/dev/null || {
-    tail -n 20 "$tmp/containerd.log" >&2
-    die "containerd exited at start (log above)"
-  }
-  sleep 0.1
-done
-c version >/dev/null 2>&1 || {
-  tail -n 20 "$tmp/containerd.log" >&2
-  die "containerd did not answer on $sock within 10s (log above)"
-}
+write_config info
+start_containerd
 
 # overlayfs when containerd's own probe (a test mount) says it works here,
 # else native (copies).
