@@ -86,7 +86,10 @@ our_processes() {
 
 teardown() {
   local rc=$? pid
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the cleanup short; a trap (not an
+  # ignore) leaves the commands run below killable as usual.
+  trap - EXIT
+  trap : INT TERM
   set +e
   remove_containers
   kill_cgroup_procs

@@ -114,7 +114,10 @@ ctr_=(ctr -a "$sock" -n "$ns")
 
 teardown() {
   local rc=$? f pid
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the cleanup short; a trap (not an
+  # ignore) leaves the commands run below killable as usual.
+  trap - EXIT
+  trap : INT TERM
   set +e
   remove_containers --resume
   # Whatever containerd could not remove: our containers' processes (found

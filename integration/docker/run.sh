@@ -43,7 +43,10 @@ made_run_docker=
 
 teardown() {
   local rc=$? i ids
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the cleanup short; a trap (not an
+  # ignore) leaves the commands run below killable as usual.
+  trap - EXIT
+  trap : INT TERM
   if [[ -n $dockerd_pid ]] && kill -0 "$dockerd_pid" 2>/dev/null; then
     ids=$(timeout 20 "${CLI[@]}" ps -aq 2>/dev/null)
     # shellcheck disable=SC2086 # a list of ids

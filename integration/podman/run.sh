@@ -35,7 +35,10 @@ mkdir -p "$WORK" "$T/tmp" "$T/net.d"
 
 teardown() {
   local rc=$?
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the cleanup short; a trap (not an
+  # ignore) leaves the commands run below killable as usual.
+  trap - EXIT
+  trap : INT TERM
   # Ask podman first, then kill by pid whatever is left of ours.
   if [[ -n ${CLI+set} ]]; then
     timeout 60 "${CLI[@]}" rm -af -t 0 >/dev/null 2>&1
