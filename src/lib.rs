@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod linux;
 pub mod logging;
 pub mod process;
+pub mod rootless;
 pub mod spec;
 
 pub use error::{Error, Result};

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "brig", version, about = "An OCI container runtime")]
 struct Cli {
-    /// Directory for container state
-    #[arg(long, global = true, default_value = "/run/brig")]
-    root: PathBuf,
+    /// Directory for container state [default: /run/brig, or
+    /// $XDG_RUNTIME_DIR/brig when rootless]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (errors and debug lines)
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -25,8 +26,8 @@ struct Cli {
     /// Use systemd to manage cgroups (not supported yet)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (only false/auto as root for now)
-    #[arg(long = "rootless", id = "rootless_mode", global = true, num_args = 0..=1, default_missing_value = "true")]
+    /// Rootless mode: true, false or auto (auto: rootless unless run as root)
+    #[arg(long = "rootless", id = "rootless_mode", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     rootless: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -63,8 +64,9 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(&self) -> create::Options {
+    fn options(&self, rootless: bool) -> create::Options {
         create::Options {
+            rootless,
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
@@ -81,6 +83,10 @@ enum Command {
     Spec {
         #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
+        /// A spec an unprivileged user can run: a user namespace mapping
+        /// the caller to root, no network namespace, no cgroup limits
+        #[arg(long)]
+        rootless: bool,
     },
     /// Create a container: set it up and leave its init waiting for start
     Create(CreateArgs),
@@ -411,27 +417,42 @@ impl Command {
     }
 }
 
+fn write_spec(bundle: &std::path::Path, rootless: bool) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        bail!("{} exists: remove it first", path.display());
+    }
+    let mut text = brig::spec::default_spec_json(true);
+    if rootless {
+        let mut spec: serde_json::Value = serde_json::from_str(&text)?;
+        brig::spec::to_rootless(
+            &mut spec,
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        text = serde_json::to_string_pretty(&spec)? + "\n";
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 fn dispatch(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup is not supported yet: brig manages cgroups through the filesystem only");
     }
-    match cli.rootless.as_deref() {
-        None | Some("false") => {}
-        Some("auto") if nix::unistd::geteuid().is_root() => {}
-        Some(v) => bail!("--rootless {v}: rootless mode is not supported yet"),
+    let rootless = brig::rootless::mode(cli.rootless.as_deref())?;
+    if let Command::Spec { bundle, rootless } = &cli.command {
+        return write_spec(bundle, *rootless).map(|_| 0);
     }
-    let store = Store::new(&cli.root);
+    let root = match &cli.root {
+        Some(r) => r.clone(),
+        None if rootless => brig::rootless::state_root()?,
+        None => PathBuf::from("/run/brig"),
+    };
+    let store = Store::new(&root);
     match cli.command {
-        Command::Spec { bundle } => {
-            let path = bundle.join("config.json");
-            if path.exists() {
-                bail!("{} exists: remove it first", path.display());
-            }
-            std::fs::write(&path, brig::spec::default_spec_json(true))
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
+        Command::Spec { .. } => {}
         Command::Create(a) => {
-            let o = a.options();
+            let o = a.options(rootless);
             let created = create::load(&a.id, &o)
                 .and_then(|bundle| {
                     create::create(&store, &a.id, bundle, &o, create::Mode::Create, None)
@@ -454,7 +475,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             .with_context(|| format!("deleting container {id:?}"))?,
         Command::Run { detach, create } => {
             let o = run::Options {
-                create: create.options(),
+                create: create.options(rootless),
                 detach,
                 kill_after: None,
             };

@@ -14,6 +14,7 @@ pub mod devices_bpf;
 mod fs;
 mod layout;
 mod path;
+pub mod rootless;
 mod stats;
 mod v1;
 mod v2;

@@ -20,6 +20,9 @@ pub struct Options {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// Unprivileged: a user namespace is required, and cgroups are used
+    /// only where the user was delegated one.
+    pub rootless: bool,
 }
 
 /// Whether init waits on the exec fifo for `start`, or on the parent.
@@ -73,6 +76,14 @@ pub fn create(
             ))
         }
     };
+    if o.rootless && !bundle.has_user_namespace() {
+        return Err(Error::Config {
+            path: bundle.dir.join("config.json"),
+            msg: "rootless: linux.namespaces needs a \"user\" namespace \
+                  (`brig spec --rootless` writes such a spec)"
+                .into(),
+        });
+    }
     let linux = bundle.spec.linux().as_ref();
     let cgroup_rel = cgroups::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     // Checked before anything exists, so bad rules leave nothing behind.
@@ -120,22 +131,37 @@ fn finish(
     device_rules: &[cgroups::devices::Rule],
 ) -> Result<Spawned> {
     crate::logging::step("state claimed");
+    let resources = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref());
     let cgroup = match &c.state.cgroup {
         Some(rel) => {
             let cg = cgroups::open(rel)?;
-            cg.create()?;
-            crate::fault::point("cgroup-created");
-            if let Some(r) = bundle
-                .spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.resources().as_ref())
-            {
-                cg.set(r)?;
+            match cg.create() {
+                Err(e) if o.rootless && cgroups::rootless::not_delegated(&e) => {
+                    // No cgroup of our own: fine unless a limit needs one.
+                    cgroups::rootless::check_no_limits(resources, &e)?;
+                    crate::logging::debug(&format!("rootless: no cgroup ({e})"));
+                    c.state.cgroup = None;
+                    None
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    crate::fault::point("cgroup-created");
+                    if let Some(r) = resources {
+                        cg.set(r)?;
+                    }
+                    // A user namespace already keeps an unprivileged user
+                    // from device nodes; the device cgroup is root's to set.
+                    if !o.rootless {
+                        cg.set_devices(device_rules)?;
+                    }
+                    crate::fault::point("cgroup-configured");
+                    Some(cg)
+                }
             }
-            cg.set_devices(device_rules)?;
-            crate::fault::point("cgroup-configured");
-            Some(cg)
         }
         None => None,
     };

@@ -1,14 +1,15 @@
-//! `ps`: the processes in the container's cgroup.
+//! `ps`: the processes in the container's cgroup (or, for a rootless
+//! container without one, in its pid namespace).
 
 use super::store::Store;
 use crate::error::{Error, Result};
 
 pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
     let c = store.load(id)?;
-    let cg = c
-        .cgroup()
-        .ok_or_else(|| Error::Other(format!("container \"{id}\" has no cgroup")))?;
-    let mut pids = cg.pids()?;
+    let mut pids = match c.cgroup() {
+        Some(cg) => cg.pids()?,
+        None => super::kill::container_pids(&c),
+    };
     pids.sort_unstable();
     Ok(pids)
 }

@@ -2,6 +2,7 @@
 
 pub mod capabilities;
 pub mod devices;
+pub mod idmap;
 pub mod lsm;
 pub mod mountinfo;
 pub mod mounts;

@@ -217,14 +217,35 @@ impl Mounter<'_> {
         };
         let flags = opts.flags - MsFlags::MS_REMOUNT;
         let data = (!data.is_empty()).then_some(data.as_str());
-        mount(
+        let mounted = mount(
             Some(&src),
             fd_path(&target).as_str(),
             Some(typ),
             flags,
             data,
-        )
-        .map_err(|e| Self::err(m, e))?;
+        );
+        match mounted {
+            // sysfs belongs to the network namespace's owner: a user
+            // namespace sharing the host's network gets the host's /sys
+            // bound instead, as runc does.
+            Err(nix::Error::EPERM) if typ == "sysfs" && self.in_userns => {
+                mount(
+                    Some("/sys"),
+                    fd_path(&target).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(|e| Self::err(m, e))?;
+                let placed = self.reopen_dest(m)?;
+                let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
+                if !extra.is_empty() {
+                    remount_bind(&placed, extra, true).map_err(|e| Self::err(m, e))?;
+                }
+                return apply_propagation(&placed, &opts.propagation).map_err(|e| Self::err(m, e));
+            }
+            other => other.map_err(|e| Self::err(m, e))?,
+        }
         let placed = self.reopen_dest(m)?;
         if let Some(seed) = seed {
             copy_up(&seed, &placed).map_err(|e| Self::err(m, e))?;

@@ -1,8 +1,8 @@
 //! Namespace kinds, their clone flags, and joining one by path.
 
-use crate::error::{Error, IoContext, Result, SysContext};
+use crate::error::{IoContext, Result, SysContext};
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+use oci_spec::runtime::LinuxNamespaceType;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -59,41 +59,5 @@ impl Join {
                 self.path.display()
             )
         })
-    }
-}
-
-fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
-/// Writes a child's uid and gid maps; only a process outside the new user
-/// namespace may do this, so it is the parent's job.
-pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
-    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
-        if maps.is_empty() {
-            continue;
-        }
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, map_text(maps)).map_err(|e| Error::io(&path, e))?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use oci_spec::runtime::LinuxIdMappingBuilder;
-
-    #[test]
-    fn id_map_text_is_one_line_per_range() {
-        let m = LinuxIdMappingBuilder::default()
-            .container_id(0u32)
-            .host_id(100000u32)
-            .size(65536u32)
-            .build()
-            .unwrap();
-        assert_eq!(map_text(&[m, m]), "0 100000 65536\n0 100000 65536\n");
     }
 }

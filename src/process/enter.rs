@@ -61,9 +61,18 @@ fn setns(pidfd: &Pidfd, flags: CloneFlags) -> Result<()> {
 }
 
 pub fn enter(e: &Enter) -> Result<Entered> {
-    let flags = differing(e.init_pid);
+    let mut flags = differing(e.init_pid);
     if flags.contains(CloneFlags::CLONE_NEWPID) {
-        setns(e.init, CloneFlags::CLONE_NEWPID)?;
+        // Joining a pid namespace takes CAP_SYS_ADMIN where we stand: an
+        // unprivileged user has it only inside the container's own user
+        // namespace, so the parent goes in there first (it owns it, and
+        // everything it touches afterwards is the user's own).
+        let mut first = CloneFlags::CLONE_NEWPID;
+        if flags.contains(CloneFlags::CLONE_NEWUSER) && !nix::unistd::geteuid().is_root() {
+            first |= CloneFlags::CLONE_NEWUSER;
+            flags -= CloneFlags::CLONE_NEWUSER;
+        }
+        setns(e.init, first)?;
     }
     let (parent, child) = sync::pair()?;
     let into = e.cgroup.and_then(|c| c.clone_into());

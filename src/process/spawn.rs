@@ -182,7 +182,7 @@ fn drive(l: &Launch, plan: &NsPlan, child: i32, ch: Channel) -> Result<Spawned> 
         };
         match msg {
             Some(Msg::MapsNeeded) => {
-                if let Err(e) = namespaces::write_id_maps(child, &uid_maps, &gid_maps) {
+                if let Err(e) = crate::linux::idmap::write(child, &uid_maps, &gid_maps) {
                     return fail(init_pid, e);
                 }
                 if let Err(e) = ch.send(&Msg::MapsDone) {

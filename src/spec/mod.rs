@@ -1,8 +1,10 @@
 //! Loading and validating a bundle's config.json.
 
 mod default;
+mod rootless;
 
 pub use default::{default_spec_json, OCI_VERSION};
+pub use rootless::to_rootless;
 
 use crate::error::{Error, IoContext, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -29,6 +31,15 @@ impl Bundle {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false)
+    }
+
+    /// Whether the container gets or joins a user namespace.
+    pub fn has_user_namespace(&self) -> bool {
+        self.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User))
     }
 
     pub fn load(dir: &Path) -> Result<Bundle> {
