@@ -179,7 +179,7 @@ pub fn read_to_end(fd: OwnedFd) -> String {
 
 /// Runs a command with stdin from /dev/null and stdout/stderr captured. Err
 /// if it was still running after TIMEOUT (it is then killed).
-fn try_exec(cmd: &mut Command) -> Result<Output, String> {
+pub fn try_exec(cmd: &mut Command) -> Result<Output, String> {
     let shown = format!("{cmd:?}").replace('"', "");
     let mut child = cmd
         .stdin(Stdio::null())
@@ -245,7 +245,7 @@ fn target_dir() -> &'static Path {
 
 /// The busybox rootfs, made once by hack/mkrootfs into target/test-rootfs.
 /// A file lock keeps parallel test processes from building it together.
-fn rootfs() -> &'static Path {
+pub fn rootfs() -> &'static Path {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
     ROOTFS.get_or_init(|| {
         require_root();

@@ -1,0 +1,376 @@
+//! Rootless: the runtime run by an unprivileged user that the test makes
+//! (`brigtest-rl`, kept between runs, with subuid/subgid ranges), through
+//! setpriv, with its own XDG_RUNTIME_DIR. Every scenario also runs with
+//! Debian's runc (BRIG_TEST_RUNTIME=runc); a NOTE marks where runc 1.1.5
+//! says things its own way. Needs root (to make the user and hand it a
+//! bundle) and setpriv, newuidmap and newgidmap (Debian's util-linux and
+//! uidmap packages).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const USER: &str = "brigtest-rl";
+
+/// The test user: uid, gid, and the first subordinate uid and gid ranges.
+struct TestUser {
+    uid: u32,
+    gid: u32,
+    subuid: (u32, u32),
+    subgid: (u32, u32),
+}
+
+fn first_range(file: &str, name: &str) -> Option<(u32, u32)> {
+    fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    })
+}
+
+fn user() -> &'static TestUser {
+    static U: OnceLock<TestUser> = OnceLock::new();
+    U.get_or_init(|| {
+        for tool in ["setpriv", "newuidmap", "newgidmap", "useradd"] {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(
+                found,
+                "{tool} is missing (Debian: util-linux, uidmap, passwd)"
+            );
+        }
+        let exists = Command::new("id")
+            .arg(USER)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !exists {
+            // Races with a parallel test process end with one user.
+            let _ = Command::new("useradd")
+                .args(["--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+                .output();
+        }
+        if first_range("/etc/subuid", USER).is_none() {
+            exec(Command::new("usermod").args([
+                "--add-subuids",
+                "300000-365535",
+                "--add-subgids",
+                "300000-365535",
+                USER,
+            ]))
+            .ok();
+        }
+        let id = |flag: &str| -> u32 {
+            exec(Command::new("id").args([flag, USER]))
+                .ok()
+                .trim()
+                .parse()
+                .expect("numeric id")
+        };
+        TestUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            subuid: first_range("/etc/subuid", USER).expect("a subuid range"),
+            subgid: first_range("/etc/subgid", USER).expect("a subgid range"),
+        }
+    })
+}
+
+/// The runtime by absolute path: a test may give the user an empty PATH.
+fn runtime_abs() -> PathBuf {
+    let rt = PathBuf::from(runtime());
+    if rt.is_absolute() {
+        return rt;
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(&rt))
+        .find(|p| p.is_file())
+        .unwrap_or(rt)
+}
+
+/// A bundle and an XDG_RUNTIME_DIR owned by the test user.
+struct Rootless {
+    dir: PathBuf,
+    bundle: PathBuf,
+    xdg: PathBuf,
+    id: String,
+}
+
+impl Rootless {
+    fn new(name: &str) -> Rootless {
+        let u = user();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("rootless-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let bundle = dir.join("bundle");
+        let xdg = dir.join("xdg");
+        fs::create_dir_all(&xdg).expect("mkdir xdg");
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).expect("chmod xdg");
+        fs::create_dir_all(&bundle).expect("mkdir bundle");
+        exec(
+            Command::new("cp")
+                .arg("-a")
+                .arg(rootfs())
+                .arg(bundle.join("rootfs")),
+        )
+        .ok();
+        exec(
+            Command::new("chown")
+                .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+                .arg(&dir),
+        )
+        .ok();
+        let r = Rootless {
+            dir,
+            bundle,
+            xdg,
+            id: format!("rl-{name}-{}", std::process::id()),
+        };
+        r.as_user(&["spec", "--rootless"], &r.bundle).ok();
+        r
+    }
+
+    /// The runtime as the test user, in `cwd`, with only PATH, HOME and
+    /// XDG_RUNTIME_DIR set.
+    fn command(&self, args: &[&str], cwd: &Path) -> Command {
+        let u = user();
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.args([
+            "--reuid",
+            &u.uid.to_string(),
+            "--regid",
+            &u.gid.to_string(),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(runtime_abs())
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", &self.dir)
+        .env("XDG_RUNTIME_DIR", &self.xdg);
+        c
+    }
+
+    fn as_user(&self, args: &[&str], cwd: &Path) -> Output {
+        exec(&mut self.command(args, cwd))
+    }
+
+    fn rt(&self, args: &[&str]) -> Output {
+        self.as_user(args, &self.bundle)
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.bundle.join("config.json");
+        let mut cfg: Value =
+            serde_json::from_slice(&fs::read(&path).expect("read config")).expect("config JSON");
+        cfg["process"]["terminal"] = json!(false);
+        f(&mut cfg);
+        fs::write(&path, serde_json::to_vec_pretty(&cfg).expect("JSON")).expect("write config");
+    }
+
+    /// The runtime's state directory under XDG_RUNTIME_DIR.
+    fn state_dir(&self) -> PathBuf {
+        let name = if is_runc() { "runc" } else { "brig" };
+        self.xdg.join(name)
+    }
+
+    /// Nothing of the container is left: no state entry, no process.
+    fn assert_nothing_left(&self) {
+        let entry = self.state_dir().join(&self.id);
+        assert!(!entry.exists(), "state left at {entry:?}");
+        let procs = procs_of(self);
+        assert!(procs.is_empty(), "processes left: {procs:?}");
+    }
+}
+
+impl Drop for Rootless {
+    fn drop(&mut self) {
+        let _ = try_exec(&mut self.command(&["delete", "--force", &self.id], &self.bundle));
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Processes whose cwd or root is in this test's bundle.
+fn procs_of(r: &Rootless) -> Vec<i32> {
+    let bundle = fs::canonicalize(&r.bundle).unwrap_or_else(|_| r.bundle.clone());
+    fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|p| p.starts_with(&bundle))
+        })
+        .collect()
+}
+
+/// The one error line of a failed command. runc 1.1.5 run rootless prints
+/// its errors only with --debug: for it, only the failure is checked.
+#[track_caller]
+fn failure(out: &Output) -> String {
+    if is_runc() {
+        assert!(!out.success(), "expected a failure: {out}");
+        eprintln!("NOTE: runc 1.1.5 rootless says nothing without --debug: {out}");
+        return out.stderr.clone();
+    }
+    out.err().to_string()
+}
+
+#[test]
+fn lifecycle_as_an_unprivileged_user() {
+    let r = Rootless::new("life");
+    r.edit(|c| set_args(c, &["sleep", "60"]));
+    r.rt(&["create", &r.id]).ok();
+    let state: Value = serde_json::from_str(r.rt(&["state", &r.id]).ok()).expect("state JSON");
+    assert_eq!(state["status"], "created");
+    assert!(
+        r.state_dir().join(&r.id).is_dir(),
+        "state is not under XDG_RUNTIME_DIR ({:?})",
+        r.state_dir()
+    );
+    r.rt(&["start", &r.id]).ok();
+    let out = r.rt(&["exec", &r.id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let text = out.ok();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("0"), "{out}");
+    let map: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(map, ["0", &user().uid.to_string(), "1"], "{out}");
+    let ps = r.rt(&["ps", "--format", "json", &r.id]);
+    if is_runc() && !ps.success() {
+        eprintln!("NOTE: runc 1.1.5 cannot ps a rootless container without a cgroup: {ps}");
+    } else {
+        let pids: Vec<i32> = serde_json::from_str(ps.ok()).expect("ps JSON");
+        let init = state["pid"].as_i64().unwrap_or(0) as i32;
+        assert!(pids.contains(&init), "{ps}");
+    }
+    r.rt(&["kill", &r.id, "KILL"]).ok();
+    wait_for("the container to stop", || {
+        serde_json::from_str::<Value>(&r.rt(&["state", &r.id]).stdout)
+            .is_ok_and(|s| s["status"] == "stopped")
+    });
+    r.rt(&["delete", &r.id]).ok();
+    r.assert_nothing_left();
+}
+
+#[test]
+fn a_subuid_range_is_mapped_through_newuidmap() {
+    let r = Rootless::new("range");
+    let u = user();
+    let (su, sun) = u.subuid;
+    let (sg, sgn) = u.subgid;
+    let n = sun.min(sgn).min(65535);
+    r.edit(|c| {
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": u.uid, "size": 1},
+            {"containerID": 1, "hostID": su, "size": n}
+        ]);
+        c["linux"]["gidMappings"] = json!([
+            {"containerID": 0, "hostID": u.gid, "size": 1},
+            {"containerID": 1, "hostID": sg, "size": n}
+        ]);
+        c["root"]["readonly"] = json!(false);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE"]);
+        }
+        set_sh(
+            c,
+            "cat /proc/self/uid_map; touch /owned && chown 1000:1000 /owned && echo chowned",
+        );
+    });
+    let out = r.rt(&["run", &r.id]);
+    let text = out.ok();
+    let squeezed: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        squeezed.contains(&format!("1 {su} {n}")),
+        "the range is not in uid_map: {out}"
+    );
+    assert!(text.contains("chowned"), "{out}");
+    let meta = fs::metadata(r.bundle.join("rootfs/owned")).expect("stat /owned");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (su + 999, sg + 999),
+        "container uid 1000 is not host subuid+999"
+    );
+    r.assert_nothing_left();
+}
+
+#[test]
+fn bad_input_gives_one_line_and_leaves_nothing() {
+    let r = Rootless::new("bad");
+    let u = user();
+    // A range outside the user's subuids.
+    let outside = u.subuid.0 + u.subuid.1 + 100_000;
+    r.edit(|c| {
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": u.uid, "size": 1},
+            {"containerID": 1, "hostID": outside, "size": 10}
+        ]);
+        set_args(c, &["true"]);
+    });
+    let line = failure(&r.rt(&["run", &r.id]));
+    assert!(
+        is_runc() || (line.contains("/etc/subuid") && line.contains(&outside.to_string())),
+        "{line}"
+    );
+    r.assert_nothing_left();
+
+    // A range the user owns, but no newuidmap on PATH.
+    r.edit(|c| {
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": u.uid, "size": 1},
+            {"containerID": 1, "hostID": u.subuid.0, "size": 10}
+        ]);
+    });
+    let mut cmd = r.command(&["run", &r.id], &r.bundle);
+    cmd.env("PATH", "/nonexistent");
+    let line = failure(&exec(&mut cmd));
+    assert!(is_runc() || line.contains("newuidmap"), "{line}");
+    r.assert_nothing_left();
+
+    // An XDG_RUNTIME_DIR that does not exist.
+    r.edit(|c| c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u.uid, "size": 1}]));
+    let missing = r.dir.join("no-such-dir");
+    let mut cmd = r.command(&["run", &r.id], &r.bundle);
+    cmd.env("XDG_RUNTIME_DIR", &missing);
+    let out = exec(&mut cmd);
+    if is_runc() && out.success() {
+        eprintln!("NOTE: runc 1.1.5 makes a missing XDG_RUNTIME_DIR itself: {out}");
+        let _ = fs::remove_dir_all(&missing);
+    } else {
+        let line = failure(&out);
+        assert!(is_runc() || line.contains("XDG_RUNTIME_DIR"), "{line}");
+        assert!(!missing.exists(), "{missing:?} was made");
+    }
+    r.assert_nothing_left();
+}
+
+#[test]
+fn limits_without_a_delegated_cgroup_are_an_error() {
+    let r = Rootless::new("limits");
+    r.edit(|c| {
+        c["linux"]["resources"] = json!({"pids": {"limit": 42}});
+        set_args(c, &["true"]);
+    });
+    let line = failure(&r.rt(&["run", &r.id]));
+    assert!(
+        is_runc() || (line.contains("pids") && line.contains("delegated")),
+        "{line}"
+    );
+    r.assert_nothing_left();
+}
