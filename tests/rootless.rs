@@ -374,3 +374,159 @@ fn limits_without_a_delegated_cgroup_are_an_error() {
     );
     r.assert_nothing_left();
 }
+
+/// A cgroup handed to the test user in every hierarchy (v1 and cgroup2),
+/// the way an administrator or systemd delegates one; removed on drop.
+struct Delegated {
+    name: String,
+    dirs: Vec<PathBuf>,
+}
+
+/// (mount point, fs type, super options) of the host's cgroup hierarchies.
+fn hierarchies() -> Vec<(PathBuf, String, String)> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mount_point = pre.split(' ').nth(4)?;
+            let mut post = post.split(' ');
+            let fs_type = post.next()?;
+            let opts = post.nth(1).unwrap_or_default();
+            (fs_type == "cgroup" || fs_type == "cgroup2").then(|| {
+                (
+                    PathBuf::from(mount_point),
+                    fs_type.to_string(),
+                    opts.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+impl Delegated {
+    fn new(name: &str) -> Delegated {
+        let u = user();
+        let mut dirs = Vec::new();
+        for (mp, fs_type, opts) in hierarchies() {
+            let dir = mp.join(name);
+            let _ = fs::create_dir(&dir);
+            if opts.split(',').any(|o| o == "cpuset") {
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let v = fs::read_to_string(mp.join(f)).unwrap_or_default();
+                    fs::write(dir.join(f), v.trim()).expect("fill cpuset");
+                }
+            }
+            if fs_type == "cgroup2" {
+                // Let the user's cgroups have every controller cgroup2 has.
+                let ctrls = fs::read_to_string(mp.join("cgroup.controllers")).unwrap_or_default();
+                for c in ctrls.split_whitespace() {
+                    let _ = fs::write(mp.join("cgroup.subtree_control"), format!("+{c}"));
+                }
+            }
+            exec(
+                Command::new("chown")
+                    .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+                    .arg(&dir),
+            )
+            .ok();
+            dirs.push(dir);
+        }
+        Delegated {
+            name: name.to_string(),
+            dirs,
+        }
+    }
+
+    /// `cmd` run from a shell that first moves itself into the delegated
+    /// cgroups (as root), then becomes `cmd` (which drops to the user).
+    fn enter(&self, cmd: &Command) -> Command {
+        let mut sh = Command::new("/bin/sh");
+        sh.arg("-c")
+            .arg(r#"while [ "$1" != -- ]; do echo $$ >"$1/cgroup.procs"; shift; done; shift; exec "$@""#)
+            .arg("sh")
+            .args(&self.dirs)
+            .arg("--")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .env_clear();
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            sh.current_dir(d);
+        }
+        sh
+    }
+
+    /// The file `name` of the container cgroup `sub` in the hierarchy that
+    /// carries `controller` (a v1 hierarchy of that name, else cgroup2).
+    fn file(&self, controller: &str, sub: &str, name: &str) -> PathBuf {
+        let hs = hierarchies();
+        let v1 = hs
+            .iter()
+            .find(|(_, t, o)| t == "cgroup" && o.split(',').any(|x| x == controller));
+        let mp = match v1 {
+            Some((mp, _, _)) => mp.clone(),
+            None => hs
+                .iter()
+                .find(|(_, t, _)| t == "cgroup2")
+                .map(|(mp, _, _)| mp.clone())
+                .expect("a hierarchy with the controller"),
+        };
+        mp.join(&self.name).join(sub).join(name)
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            // Container cgroups first (delete should have removed them).
+            if let Ok(entries) = fs::read_dir(d) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        let _ = fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn limits_apply_in_a_delegated_cgroup() {
+    let r = Rootless::new("deleg");
+    let deleg = Delegated::new(&format!("brigtest-rl-{}", std::process::id()));
+    let path = format!("/{}/{}", deleg.name, r.id);
+    r.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"pids": {"limit": 42}});
+        set_args(c, &["sleep", "60"]);
+    });
+    exec(&mut deleg.enter(&r.command(&["create", &r.id], &r.bundle))).ok();
+    let max = deleg.file("pids", &r.id, "pids.max");
+    assert_eq!(
+        fs::read_to_string(&max)
+            .map(|s| s.trim().to_string())
+            .ok()
+            .as_deref(),
+        Some("42"),
+        "{max:?}"
+    );
+    let state: Value = serde_json::from_str(r.rt(&["state", &r.id]).ok()).expect("state JSON");
+    let init = state["pid"].as_i64().unwrap_or(0);
+    let procs = fs::read_to_string(max.with_file_name("cgroup.procs")).unwrap_or_default();
+    assert!(
+        procs.lines().any(|l| l.trim() == init.to_string()),
+        "init {init} is not in {max:?}'s cgroup: {procs}"
+    );
+    r.rt(&["delete", "--force", &r.id]).ok();
+    assert!(
+        !max.parent().is_some_and(Path::exists),
+        "the container's cgroup is left"
+    );
+    r.assert_nothing_left();
+}
