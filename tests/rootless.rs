@@ -7,6 +7,7 @@
 //! uidmap packages).
 
 mod common;
+mod image_common;
 
 use common::*;
 use serde_json::{json, Value};
@@ -140,17 +141,25 @@ impl Rootless {
     /// The runtime as the test user, in `cwd`, with only PATH, HOME and
     /// XDG_RUNTIME_DIR set.
     fn command(&self, args: &[&str], cwd: &Path) -> Command {
-        let u = user();
+        self.program(&runtime_abs(), args, cwd)
+    }
+
+    /// `program` as the test user (see [`Rootless::command`]).
+    fn program(&self, program: &Path, args: &[&str], cwd: &Path) -> Command {
+        self.program_as(user().uid, user().gid, program, args, cwd)
+    }
+
+    fn program_as(&self, uid: u32, gid: u32, program: &Path, args: &[&str], cwd: &Path) -> Command {
         let mut c = Command::new("/usr/bin/setpriv");
         c.args([
             "--reuid",
-            &u.uid.to_string(),
+            &uid.to_string(),
             "--regid",
-            &u.gid.to_string(),
+            &gid.to_string(),
             "--clear-groups",
             "--",
         ])
-        .arg(runtime_abs())
+        .arg(program)
         .args(args)
         .current_dir(cwd)
         .env_clear()
@@ -529,4 +538,188 @@ fn limits_apply_in_a_delegated_cgroup() {
         "the container's cgroup is left"
     );
     r.assert_nothing_left();
+}
+
+/// hoist's binary.
+fn hoist() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_hoist"))
+}
+
+/// A one-layer OCI layout with a file owned by 1000:1000, a directory
+/// without write permission holding a file, and a device node: what an
+/// unprivileged unpack cannot make as it is.
+fn owners_layout(dir: &Path) -> PathBuf {
+    use image_common::{chr, dir as d, file, layer_tar, write_layout, Comp};
+    let layout = dir.join("owners-layout");
+    let tar = layer_tar(&[
+        d("home", 0o755),
+        d("home/user", 0o755).owner(1000, 1000),
+        file("home/user/owned", b"mine\n", 0o644).owner(1000, 1000),
+        d("ro", 0o555),
+        file("ro/inside", b"x\n", 0o444),
+        d("dev", 0o755),
+        chr("dev/null", 1, 3),
+    ]);
+    write_layout(
+        &layout,
+        &[(tar, Comp::Gzip)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    layout
+}
+
+#[test]
+fn hoist_unpacks_into_the_users_subuid_range_and_the_runtime_runs_it() {
+    let r = Rootless::new("hoist");
+    let u = user();
+    let busybox = r.dir.join("busybox.tar");
+    exec(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/mkimage"))
+            .arg(&busybox)
+            .arg("localhost/busybox:latest"),
+    )
+    .ok();
+    let layout = owners_layout(&r.dir);
+    exec(
+        Command::new("chown")
+            .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+            .arg(&r.dir),
+    )
+    .ok();
+    let store = r.dir.join("store");
+    let h = |args: &[&str]| {
+        let mut full = vec!["--store", p(&store)];
+        full.extend(args);
+        exec(&mut r.program(hoist(), &full, &r.dir))
+    };
+    h(&["pull", "-q", &format!("oci-archive:{}", busybox.display())]).ok();
+    let b = r.dir.join("bb");
+    h(&[
+        "unpack",
+        "localhost/busybox:latest",
+        p(&b),
+        "--args",
+        "sh",
+        "--args",
+        "-c",
+        "--args",
+        "id -u; cat /proc/self/uid_map",
+    ])
+    .ok();
+    let out = exec(&mut r.command(&["run", &r.id], &b));
+    let text = out.ok();
+    assert!(text.starts_with("0\n"), "{out}");
+    let squeezed: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        squeezed.contains(&format!("1 {} {}", u.subuid.0, u.subuid.1)),
+        "{out}"
+    );
+
+    let o = r.dir.join("owners");
+    h(&["unpack", &format!("oci:{}:v1", layout.display()), p(&o)]).ok();
+    use std::os::unix::fs::MetadataExt;
+    let owned = fs::symlink_metadata(o.join("rootfs/home/user/owned")).expect("stat owned");
+    assert_eq!(
+        (owned.uid(), owned.gid()),
+        (u.subuid.0 + 999, u.subgid.0 + 999),
+        "uid 1000 of the image is not subuid+999 on the host"
+    );
+    let root_owned = fs::symlink_metadata(o.join("rootfs/ro/inside")).expect("stat inside");
+    assert_eq!(root_owned.uid(), u.uid, "the image's root is not the user");
+    assert!(
+        !o.join("rootfs/dev/null").exists(),
+        "a user namespace cannot make device nodes: dev/null should be skipped"
+    );
+    // What the user unpacked, the user can remove: through its namespace.
+    let rm = exec(&mut r.program(
+        hoist(),
+        &["--store", p(&store), "rmi", "localhost/busybox:latest"],
+        &r.dir,
+    ));
+    rm.ok();
+}
+
+/// A second user, a system account without subordinate ids.
+fn plain_user() -> (u32, u32) {
+    const NAME: &str = "brigtest-rl2";
+    let exists = Command::new("id")
+        .arg(NAME)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                NAME,
+            ])
+            .output();
+    }
+    assert!(
+        first_range("/etc/subuid", NAME).is_none(),
+        "{NAME} should have no subuid range"
+    );
+    let id = |flag: &str| -> u32 {
+        exec(Command::new("id").args([flag, NAME]))
+            .ok()
+            .trim()
+            .parse()
+            .expect("numeric id")
+    };
+    (id("-u"), id("-g"))
+}
+
+#[test]
+fn hoist_without_subuids_records_owners_in_an_xattr() {
+    let r = Rootless::new("xattr");
+    let (uid, gid) = plain_user();
+    let layout = owners_layout(&r.dir);
+    exec(
+        Command::new("chown")
+            .args(["-R", &format!("{uid}:{gid}")])
+            .arg(&r.dir),
+    )
+    .ok();
+    let o = r.dir.join("owners");
+    exec(&mut r.program_as(
+        uid,
+        gid,
+        hoist(),
+        &[
+            "--store",
+            p(&r.dir.join("store")),
+            "unpack",
+            &format!("oci:{}:v1", layout.display()),
+            p(&o),
+        ],
+        &r.dir,
+    ))
+    .ok();
+    use std::os::unix::fs::MetadataExt;
+    let owned = o.join("rootfs/home/user/owned");
+    let meta = fs::symlink_metadata(&owned).expect("stat owned");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (uid, gid),
+        "the file is not the user's own"
+    );
+    // umoci's encoding of Resource{uid: 1000, gid: 1000}.
+    assert_eq!(
+        image_common::lgetxattr(&owned, "user.rootlesscontainers"),
+        Some(vec![0x08, 0xe8, 0x07, 0x10, 0xe8, 0x07]),
+        "the real owner is not recorded"
+    );
+    assert_eq!(
+        image_common::lgetxattr(&o.join("rootfs/ro/inside"), "user.rootlesscontainers"),
+        None,
+        "a root-owned file needs no record"
+    );
+    assert!(fs::read_to_string(o.join("rootfs/ro/inside")).is_ok());
+    // Its own files: the user removes the bundle without help.
+    exec(&mut r.program_as(uid, gid, Path::new("/bin/rm"), &["-rf", p(&o)], &r.dir)).ok();
 }

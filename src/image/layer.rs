@@ -188,7 +188,8 @@ fn apply_tar(root: BorrowedFd, data: &mut Chunks) -> Result<()> {
         root,
         touched: HashSet::new(),
         dir_times: HashMap::new(),
-        is_root: nix::unistd::geteuid().is_root(),
+        owners: Owners::here(),
+        skipped_devices: 0,
         buf: vec![0u8; 256 << 10],
     };
     let entries = ar
@@ -224,6 +225,61 @@ fn cstr(name: &OsStr) -> Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| Error::Other("name contains a NUL byte".into()))
 }
 
+/// How file owners from the tar are kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owners {
+    /// Real root: chown, make device nodes.
+    Host,
+    /// Root of a user namespace: chown to what the namespace maps (an id
+    /// it does not map is recorded instead); no device nodes.
+    Namespace,
+    /// An unprivileged user: every file is the user's own; owners other
+    /// than root are recorded in the `user.rootlesscontainers` xattr, as
+    /// umoci --rootless does.
+    Record,
+}
+
+impl Owners {
+    fn here() -> Owners {
+        if !nix::unistd::geteuid().is_root() {
+            return Owners::Record;
+        }
+        let full = std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+        if full {
+            Owners::Host
+        } else {
+            Owners::Namespace
+        }
+    }
+}
+
+/// The xattr umoci and the rootless-containers project keep a file's real
+/// owner in, when the file itself cannot have it.
+pub const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
+
+/// The rootlesscontainers protobuf `Resource { uint32 uid = 1; uint32 gid =
+/// 2; }`: two varint fields.
+pub fn rootless_owner_value(uid: u32, gid: u32) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u32) {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = Vec::new();
+    if uid != 0 {
+        out.push(0x08);
+        varint(&mut out, uid);
+    }
+    if gid != 0 {
+        out.push(0x10);
+        varint(&mut out, gid);
+    }
+    out
+}
+
 struct Layer<'a> {
     root: BorrowedFd<'a>,
     /// Paths this layer has created, which its opaque markers keep.
@@ -232,7 +288,9 @@ struct Layer<'a> {
     /// directory entry's own, or what a directory had before this layer
     /// changed its contents.
     dir_times: HashMap<PathBuf, TimeSpec>,
-    is_root: bool,
+    owners: Owners,
+    /// Device nodes a user namespace could not make.
+    skipped_devices: usize,
     /// One copy buffer for all files: fewer, larger writes than io::copy's 8 KiB.
     buf: Vec<u8>,
 }
@@ -343,6 +401,18 @@ impl Layer<'_> {
                     Err(e) => return Err(Error::sys("mkdir", e)),
                 }
                 self.meta(dir.as_fd(), &name, entry, false)?;
+                if self.owners == Owners::Record && hdr_mode & 0o700 != 0o700 {
+                    // Our own directory, which this and later layers must
+                    // write into: it keeps its owner's rwx (the container's
+                    // root, who ignores them anyway), as umoci's does.
+                    nix::sys::stat::fchmodat(
+                        &dir,
+                        cname.as_c_str(),
+                        Mode::from_bits_truncate(hdr_mode | 0o700),
+                        FchmodatFlags::FollowSymlink,
+                    )
+                    .map_err(|e| Error::sys("chmod", e))?;
+                }
                 let t = mtime(entry);
                 self.dir_times.insert(rel.clone(), t);
             }
@@ -395,8 +465,15 @@ impl Layer<'_> {
                         (f, libc::makedev(major, minor))
                     }
                 };
-                nix::sys::stat::mknodat(&dir, cname.as_c_str(), sflag, perm, dev)
-                    .map_err(|e| Error::sys("mknod", e))?;
+                match nix::sys::stat::mknodat(&dir, cname.as_c_str(), sflag, perm, dev) {
+                    // A user namespace may make fifos, never devices: the
+                    // runtime binds the ones a container needs.
+                    Err(Errno::EPERM) if self.owners != Owners::Host && sflag != SFlag::S_IFIFO => {
+                        self.skipped_devices += 1;
+                        return Ok(());
+                    }
+                    other => other.map_err(|e| Error::sys("mknod", e))?,
+                }
                 self.meta(dir.as_fd(), &name, entry, false)?;
             }
             other => {
@@ -478,18 +555,29 @@ impl Layer<'_> {
     ) -> Result<()> {
         let h = entry.header();
         let c = cstr(name)?;
-        if self.is_root {
-            let uid = h.uid().map_err(|e| Error::Other(format!("bad uid: {e}")))?;
-            let gid = h.gid().map_err(|e| Error::Other(format!("bad gid: {e}")))?;
-            let (uid, gid) = pax_ids(entry).unwrap_or((uid, gid));
-            nix::unistd::fchownat(
+        let uid = h.uid().map_err(|e| Error::Other(format!("bad uid: {e}")))?;
+        let gid = h.gid().map_err(|e| Error::Other(format!("bad gid: {e}")))?;
+        let (uid, gid) = pax_ids(entry).unwrap_or((uid, gid));
+        let (uid, gid) = (uid as u32, gid as u32);
+        let mut record = self.owners == Owners::Record;
+        if !record {
+            let chowned = nix::unistd::fchownat(
                 dir,
                 c.as_c_str(),
-                Some(Uid::from_raw(uid as u32)),
-                Some(Gid::from_raw(gid as u32)),
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
                 AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| Error::sys("chown", e))?;
+            );
+            match chowned {
+                // An id the user namespace does not map.
+                Err(Errno::EINVAL) if self.owners == Owners::Namespace => record = true,
+                other => other.map_err(|e| Error::sys("chown", e))?,
+            }
+        }
+        // Symlinks take no user.* xattrs; their owner hardly matters.
+        if record && !symlink && (uid, gid) != (0, 0) {
+            set_xattr(dir, &c, ROOTLESS_XATTR, &rootless_owner_value(uid, gid))
+                .map_err(|e| Error::sys(format!("setting xattr {ROOTLESS_XATTR}"), e))?;
         }
         let h = entry.header();
         if !symlink {
@@ -513,8 +601,11 @@ impl Layer<'_> {
                 let Some(attr) = key.strip_prefix("SCHILY.xattr.") else {
                     continue;
                 };
-                set_xattr(dir, &c, attr, ext.value_bytes())
-                    .map_err(|e| Error::sys(format!("setting xattr {attr}"), e))?;
+                match set_xattr(dir, &c, attr, ext.value_bytes()) {
+                    // trusted.* and some security.* need real root.
+                    Err(Errno::EPERM | Errno::EOPNOTSUPP) if self.owners != Owners::Host => {}
+                    other => other.map_err(|e| Error::sys(format!("setting xattr {attr}"), e))?,
+                }
             }
         }
         let t = mtime(entry);
@@ -525,6 +616,12 @@ impl Layer<'_> {
 
     /// Directory times last, once nothing more is created.
     fn finish(&mut self) -> Result<()> {
+        if self.skipped_devices > 0 {
+            crate::logging::debug(&format!(
+                "unprivileged: {} device node(s) of the layer not made",
+                self.skipped_devices
+            ));
+        }
         for (p, t) in &self.dir_times {
             let fd = match open_in_root(self.root, p, libc::O_RDONLY | libc::O_DIRECTORY) {
                 Ok(fd) => fd,

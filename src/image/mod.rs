@@ -137,6 +137,21 @@ pub fn unpack(source: &str, bundle: &Path, o: &UnpackOptions) -> Result<()> {
     let image: serde_json::Value = img.layout.json_blob(&manifest.config)?;
     let diff_ids = diff_ids(&image, manifest.layers.len(), source)?;
 
+    let rootless = !nix::unistd::geteuid().is_root();
+    if rootless && o.overlay {
+        return Err(Error::Other(
+            "--overlay needs root: an unprivileged user cannot mount an overlay here \
+             (unpack without --overlay)"
+                .into(),
+        ));
+    }
+    // Unprivileged with subordinate ids: the layers go in as root of a user
+    // namespace mapping them, so file owners land in the user's range.
+    let maps = if rootless {
+        crate::linux::idmap::subordinate_maps()?
+    } else {
+        None
+    };
     let work = TempDir::new(&bundle, "tmp")?;
     let rootfs = work.path.join("rootfs");
     let mut mounted = false;
@@ -149,24 +164,35 @@ pub fn unpack(source: &str, bundle: &Path, o: &UnpackOptions) -> Result<()> {
             mounted = !dirs.is_empty();
         } else {
             fs::create_dir(&rootfs).at(&rootfs)?;
-            let root = fs::File::open(&rootfs).at(&rootfs)?;
-            for (desc, want) in manifest.layers.iter().zip(&diff_ids) {
-                let ctx = |e: Error| Error::Other(format!("{source}: layer {}: {e}", desc.digest));
-                let c = layer::Compression::from_media_type(&desc.media_type).map_err(ctx)?;
-                let blob = img.layout.blob(desc).map_err(ctx)?;
-                let (blob, diff_id) = layer::apply_layer(root.as_fd(), blob, c).map_err(ctx)?;
-                blob.finish().map_err(ctx)?;
-                if &diff_id != want {
-                    return Err(ctx(Error::Other(format!(
-                        "uncompressed content is {diff_id}, the config's diff_id is {want}"
-                    ))));
+            let apply = || -> Result<()> {
+                let root = fs::File::open(&rootfs).at(&rootfs)?;
+                for (desc, want) in manifest.layers.iter().zip(&diff_ids) {
+                    let ctx =
+                        |e: Error| Error::Other(format!("{source}: layer {}: {e}", desc.digest));
+                    let c = layer::Compression::from_media_type(&desc.media_type).map_err(ctx)?;
+                    let blob = img.layout.blob(desc).map_err(ctx)?;
+                    let (blob, diff_id) = layer::apply_layer(root.as_fd(), blob, c).map_err(ctx)?;
+                    blob.finish().map_err(ctx)?;
+                    if &diff_id != want {
+                        return Err(ctx(Error::Other(format!(
+                            "uncompressed content is {diff_id}, the config's diff_id is {want}"
+                        ))));
+                    }
                 }
+                Ok(())
+            };
+            match &maps {
+                Some((uid, gid)) => crate::linux::idmap::run_in_userns(uid, gid, apply)?,
+                None => apply()?,
             }
         }
         fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755)).at(&rootfs)?;
         let root = fs::File::open(&rootfs).at(&rootfs)?;
-        let spec = config::runtime_config(&image, root.as_fd(), &o.overrides)
+        let mut spec = config::runtime_config(&image, root.as_fd(), &o.overrides)
             .map_err(|e| Error::Other(format!("{source}: {e}")))?;
+        if rootless {
+            rootless_config(&mut spec, maps.as_ref());
+        }
         let text = serde_json::to_string_pretty(&spec)
             .map_err(|e| Error::Other(format!("serializing config.json: {e}")))?;
         let cfg_path = work.path.join("config.json");
@@ -188,7 +214,33 @@ pub fn unpack(source: &str, bundle: &Path, o: &UnpackOptions) -> Result<()> {
             if mounted {
                 let _ = overlay::unmount_bundle(&work.path);
             }
+            if let Some((uid, gid)) = &maps {
+                // Files of the user's subordinate ids go as they came.
+                let _ = crate::linux::idmap::run_in_userns(uid, gid, || {
+                    fs::remove_dir_all(&work.path).at(&work.path)
+                });
+            }
             Err(e)
         }
+    }
+}
+
+/// A bundle an unprivileged user runs: `brig spec --rootless`'s changes,
+/// with the ids the rootfs was unpacked with.
+fn rootless_config(
+    spec: &mut serde_json::Value,
+    maps: Option<&(
+        Vec<oci_spec::runtime::LinuxIdMapping>,
+        Vec<oci_spec::runtime::LinuxIdMapping>,
+    )>,
+) {
+    crate::spec::to_rootless(
+        spec,
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if let Some((uid, gid)) = maps {
+        spec["linux"]["uidMappings"] = serde_json::to_value(uid).unwrap_or_default();
+        spec["linux"]["gidMappings"] = serde_json::to_value(gid).unwrap_or_default();
     }
 }

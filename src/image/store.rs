@@ -81,11 +81,12 @@ impl Store {
         })
     }
 
-    /// `--store`, else `$HOIST_STORE`, else /var/lib/hoist.
+    /// `--store`, else `$HOIST_STORE`, else /var/lib/hoist (for an
+    /// unprivileged user `$XDG_DATA_HOME/hoist`, else ~/.local/share/hoist).
     pub fn dir_from(flag: Option<&Path>) -> PathBuf {
         flag.map(Path::to_path_buf)
             .or_else(|| std::env::var_os("HOIST_STORE").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+            .unwrap_or_else(default_dir)
     }
 
     pub fn layout(&self) -> &Layout {
@@ -469,6 +470,20 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     r
+}
+
+/// Where the store is when nothing says: root's in /var/lib, a user's in
+/// its XDG data directory (as podman keeps ~/.local/share/containers).
+fn default_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from(DEFAULT_DIR);
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    data.map(|d| d.join("hoist"))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
 }
 
 #[cfg(test)]

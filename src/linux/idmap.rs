@@ -81,6 +81,111 @@ pub fn write(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result
     Ok(())
 }
 
+fn mapping(container: u32, host: u32, size: u32) -> Result<LinuxIdMapping> {
+    oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(container)
+        .host_id(host)
+        .size(size)
+        .build()
+        .map_err(|e| Error::Other(format!("id mapping: {e}")))
+}
+
+/// For an unprivileged user: uid and gid maps of root to the user and of
+/// 1..N to the user's first subordinate range, when /etc/subuid and
+/// /etc/subgid give it one and newuidmap/newgidmap are there to map it.
+/// None otherwise (only the user's own id can then be mapped).
+pub fn subordinate_maps() -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let user = User::current(euid)?;
+    let (Some(&(us, un)), Some(&(gs, gn))) = (
+        user.ranges(Kind::Uid)?.first(),
+        user.ranges(Kind::Gid)?.first(),
+    ) else {
+        return Ok(None);
+    };
+    if find_in_path("newuidmap").is_none() || find_in_path("newgidmap").is_none() {
+        return Ok(None);
+    }
+    let size = |n: u64| u32::try_from(n.min(u64::from(u32::MAX - 1))).unwrap_or(65536);
+    let (us, gs) = (size(us), size(gs));
+    Ok(Some((
+        vec![mapping(0, euid, 1)?, mapping(1, us, size(un))?],
+        vec![mapping(0, egid, 1)?, mapping(1, gs, size(gn))?],
+    )))
+}
+
+/// Runs `f` in a forked child that is root in a new user namespace with
+/// these maps (written by us, the parent, through [`write`]); returns its
+/// error, if any. Call it with no other thread running.
+pub fn run_in_userns(
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+    f: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    use std::io::{Read, Write};
+    let sys = |what: &'static str| move |e| Error::sys(what, e);
+    let (go_r, go_w) = nix::unistd::pipe().map_err(sys("pipe"))?;
+    let (say_r, say_w) = nix::unistd::pipe().map_err(sys("pipe"))?;
+    // SAFETY: the caller runs us single-threaded; the child only calls
+    // async-signal-safe code until it is on its own, then exits with _exit.
+    match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(go_w);
+            drop(say_r);
+            let mut say = std::fs::File::from(say_w);
+            let mut go = std::fs::File::from(go_r);
+            let result = (|| -> Result<()> {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+                    .map_err(sys("unshare(CLONE_NEWUSER)"))?;
+                say.write_all(b"U").map_err(|e| Error::io("pipe", e))?;
+                let mut b = [0u8; 1];
+                if go.read(&mut b).map_err(|e| Error::io("pipe", e))? != 1 {
+                    return Err(Error::Other(
+                        "the parent could not map the namespace".into(),
+                    ));
+                }
+                nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(sys("setgid 0"))?;
+                nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(sys("setuid 0"))?;
+                f()
+            })();
+            let code = match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = say.write_all(format!("{e}").as_bytes());
+                    1
+                }
+            };
+            // SAFETY: leave without the parent's destructors and atexit work.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(go_r);
+            drop(say_w);
+            let mut say = std::fs::File::from(say_r);
+            let mut go = std::fs::File::from(go_w);
+            let mut b = [0u8; 1];
+            let unshared = say.read(&mut b).map_err(|e| Error::io("pipe", e))? == 1;
+            let mapped = if unshared {
+                write(child.as_raw(), uid, gid)
+                    .and_then(|()| go.write_all(b"G").map_err(|e| Error::io("pipe", e)))
+            } else {
+                Ok(())
+            };
+            drop(go);
+            let mut msg = String::new();
+            let _ = say.read_to_string(&mut msg);
+            let status = nix::sys::wait::waitpid(child, None).map_err(sys("waitpid"))?;
+            mapped?;
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                _ if !msg.is_empty() => Err(Error::Other(msg)),
+                other => Err(Error::Other(format!("user namespace child: {other:?}"))),
+            }
+        }
+    }
+}
+
 fn write_direct(pid: i32, kind: Kind, maps: &[LinuxIdMapping]) -> Result<()> {
     if maps.is_empty() {
         return Ok(());
