@@ -48,16 +48,7 @@ fn user() -> &'static TestUser {
                 "{tool} is missing (Debian: util-linux, uidmap, passwd)"
             );
         }
-        let exists = Command::new("id")
-            .arg(USER)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !exists {
-            // Races with a parallel test process end with one user.
-            let _ = Command::new("useradd")
-                .args(["--no-create-home", "--shell", "/usr/sbin/nologin", USER])
-                .output();
-        }
+        let (uid, gid) = ensure_user(USER, &[]);
         if first_range("/etc/subuid", USER).is_none() {
             exec(Command::new("usermod").args([
                 "--add-subuids",
@@ -68,20 +59,36 @@ fn user() -> &'static TestUser {
             ]))
             .ok();
         }
-        let id = |flag: &str| -> u32 {
-            exec(Command::new("id").args([flag, USER]))
-                .ok()
-                .trim()
-                .parse()
-                .expect("numeric id")
-        };
         TestUser {
-            uid: id("-u"),
-            gid: id("-g"),
+            uid,
+            gid,
             subuid: first_range("/etc/subuid", USER).expect("a subuid range"),
             subgid: first_range("/etc/subgid", USER).expect("a subgid range"),
         }
     })
+}
+
+/// The user `name` (made with `useradd EXTRA` if missing): uid and gid.
+fn ensure_user(name: &str, extra: &[&str]) -> (u32, u32) {
+    let exists = Command::new("id")
+        .arg(name)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        // Races with a parallel test process end with one user.
+        let _ = Command::new("useradd")
+            .args(extra)
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            .output();
+    }
+    let id = |flag: &str| -> u32 {
+        exec(Command::new("id").args([flag, name]))
+            .ok()
+            .trim()
+            .parse()
+            .expect("numeric id")
+    };
+    (id("-u"), id("-g"))
 }
 
 /// The runtime by absolute path: a test may give the user an empty PATH.
@@ -645,33 +652,12 @@ fn hoist_unpacks_into_the_users_subuid_range_and_the_runtime_runs_it() {
 /// A second user, a system account without subordinate ids.
 fn plain_user() -> (u32, u32) {
     const NAME: &str = "brigtest-rl2";
-    let exists = Command::new("id")
-        .arg(NAME)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !exists {
-        let _ = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                NAME,
-            ])
-            .output();
-    }
+    let ids = ensure_user(NAME, &["--system"]);
     assert!(
         first_range("/etc/subuid", NAME).is_none(),
         "{NAME} should have no subuid range"
     );
-    let id = |flag: &str| -> u32 {
-        exec(Command::new("id").args([flag, NAME]))
-            .ok()
-            .trim()
-            .parse()
-            .expect("numeric id")
-    };
-    (id("-u"), id("-g"))
+    ids
 }
 
 #[test]
