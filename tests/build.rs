@@ -560,7 +560,12 @@ fn build_runs_from_a_write_protected_binary() {
     let store = store_with_busybox(&dir);
     let ctx = context(&dir, "FROM localhost/busybox:latest\nRUN sleep 1\n", &[]);
     let copy = dir.join("hoist-copy");
-    fs::copy(env!("CARGO_BIN_EXE_hoist"), &copy).expect("copy hoist");
+    // cp, not fs::copy: a write fd of ours on the copy would reach the
+    // children other test threads fork meanwhile, and exec would fail
+    // with ETXTBSY until they exec too.
+    run(Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_hoist"))
+        .arg(&copy));
     let mut child = Command::new(&copy)
         .arg("--store")
         .arg(&store)
