@@ -709,3 +709,63 @@ fn hoist_without_subuids_records_owners_in_an_xattr() {
     // Its own files: the user removes the bundle without help.
     exec(&mut r.program_as(uid, gid, Path::new("/bin/rm"), &["-rf", p(&o)], &r.dir)).ok();
 }
+
+#[test]
+fn hoist_builds_with_run_steps_in_a_user_namespace() {
+    let r = Rootless::new("build");
+    let u = user();
+    let busybox = r.dir.join("busybox.tar");
+    exec(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/mkimage"))
+            .arg(&busybox)
+            .arg("localhost/busybox:latest"),
+    )
+    .ok();
+    let ctx = r.dir.join("ctx");
+    fs::create_dir_all(&ctx).expect("mkdir ctx");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox:latest\n\
+         RUN echo built >/built && mkdir /home/u && chown 1000:1000 /home/u\n\
+         COPY f /f\n\
+         RUN rm /bin/ls\n",
+    )
+    .expect("write Dockerfile");
+    fs::write(ctx.join("f"), "copied\n").expect("write f");
+    exec(
+        Command::new("chown")
+            .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+            .arg(&r.dir),
+    )
+    .ok();
+    let store = r.dir.join("store");
+    let h = |args: &[&str]| {
+        let mut full = vec!["--store", p(&store)];
+        full.extend(args);
+        exec(&mut r.program(hoist(), &full, &r.dir))
+    };
+    h(&["pull", "-q", &format!("oci-archive:{}", busybox.display())]).ok();
+    h(&["build", "-q", "-t", "localhost/rl-built:1", p(&ctx)]).ok();
+    let b = r.dir.join("built");
+    h(&[
+        "unpack",
+        "localhost/rl-built:1",
+        p(&b),
+        "--args",
+        "sh",
+        "--args",
+        "-c",
+        "--args",
+        "cat /built /f; stat -c '%u:%g' /home/u; test -e /bin/ls || echo no-ls",
+    ])
+    .ok();
+    let out = exec(&mut r.command(&["run", &r.id], &b));
+    assert_eq!(out.ok(), "built\ncopied\n1000:1000\nno-ls\n", "{out}");
+    // No build container, mount or step directory is left.
+    let mounts = mounts_under(&store);
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    let tmp: Vec<_> = fs::read_dir(store.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "left in the store's tmp/: {tmp:?}");
+}

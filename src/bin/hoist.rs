@@ -216,7 +216,12 @@ fn run() -> Result<()> {
             pull,
         } => {
             let quiet = pull.quiet;
-            let digest = brig::build::build(&BuildOptions {
+            let build = if nix::unistd::geteuid().is_root() {
+                brig::build::build
+            } else {
+                brig::build::build_unprivileged
+            };
+            let digest = build(&BuildOptions {
                 exec: build::exec::Options {
                     dockerfile: file.unwrap_or_else(|| context.join("Dockerfile")),
                     context,

@@ -69,6 +69,22 @@ pub struct BuildOptions {
     pub store: PathBuf,
 }
 
+/// `hoist build` by an unprivileged user: the whole build runs as root of a
+/// user namespace (over the user's subordinate ids when it has them, else
+/// its own id alone) with a mount namespace of its own, where it may mount
+/// the steps' overlays; RUN containers nest in it. Returns what [`build`]
+/// returns.
+pub fn build_unprivileged(o: &BuildOptions) -> Result<String> {
+    use crate::linux::idmap;
+    let (uid, gid) = match idmap::subordinate_maps()? {
+        Some(maps) => maps,
+        None => idmap::own_maps()?,
+    };
+    // Ctrl-C is the build's to act on; this side waits for it to finish.
+    crate::interrupt::install()?;
+    idmap::run_in_userns(&uid, &gid, nix::sched::CloneFlags::CLONE_NEWNS, || build(o))
+}
+
 /// Stores the built image's config and manifest; returns the manifest's
 /// descriptor.
 fn store_image(store: &Store, img: &Image) -> Result<Descriptor> {

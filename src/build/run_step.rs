@@ -78,6 +78,29 @@ fn spec(r: &RunSpec) -> Result<Value> {
         p["capabilities"][set] = json!(CAPS);
     }
     spec["root"] = json!({"path": r.rootfs, "readonly": false});
+    if crate::linux::idmap::in_user_namespace() {
+        // An unprivileged build: the RUN container nests a user namespace
+        // over every id the build's own namespace has.
+        let identity = |file: &str| -> Result<Value> {
+            let text = fs::read_to_string(file).at(file)?;
+            Ok(json!(text
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<u64> = l
+                        .split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
+                    (f.len() == 3)
+                        .then(|| json!({"containerID": f[0], "hostID": f[0], "size": f[2]}))
+                })
+                .collect::<Vec<_>>()))
+        };
+        spec["linux"]["uidMappings"] = identity("/proc/self/uid_map")?;
+        spec["linux"]["gidMappings"] = identity("/proc/self/gid_map")?;
+        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+            ns.push(json!({"type": "user"}));
+        }
+    }
     spec["hostname"] = json!("hoist-build");
     if r.network == Network::Host {
         if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
@@ -106,6 +129,8 @@ pub fn run(r: &RunSpec, scratch: &Path, state_dir: &Path, echo: bool) -> Result<
     let opts = run::Options {
         create: create::Options {
             bundle: bundle.clone(),
+            // In a user namespace no cgroup is ours unless delegated.
+            rootless: crate::linux::idmap::in_user_namespace(),
             ..Default::default()
         },
         detach: false,

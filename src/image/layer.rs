@@ -244,12 +244,10 @@ impl Owners {
         if !nix::unistd::geteuid().is_root() {
             return Owners::Record;
         }
-        let full = std::fs::read_to_string("/proc/self/uid_map")
-            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
-        if full {
-            Owners::Host
-        } else {
+        if crate::linux::idmap::in_user_namespace() {
             Owners::Namespace
+        } else {
+            Owners::Host
         }
     }
 }

@@ -182,7 +182,14 @@ pub fn unpack(source: &str, bundle: &Path, o: &UnpackOptions) -> Result<()> {
                 Ok(())
             };
             match &maps {
-                Some((uid, gid)) => crate::linux::idmap::run_in_userns(uid, gid, apply)?,
+                Some((uid, gid)) => {
+                    crate::linux::idmap::run_in_userns(
+                        uid,
+                        gid,
+                        nix::sched::CloneFlags::empty(),
+                        || apply().map(|()| String::new()),
+                    )?;
+                }
                 None => apply()?,
             }
         }
@@ -216,9 +223,16 @@ pub fn unpack(source: &str, bundle: &Path, o: &UnpackOptions) -> Result<()> {
             }
             if let Some((uid, gid)) = &maps {
                 // Files of the user's subordinate ids go as they came.
-                let _ = crate::linux::idmap::run_in_userns(uid, gid, || {
-                    fs::remove_dir_all(&work.path).at(&work.path)
-                });
+                let _ = crate::linux::idmap::run_in_userns(
+                    uid,
+                    gid,
+                    nix::sched::CloneFlags::empty(),
+                    || {
+                        fs::remove_dir_all(&work.path)
+                            .at(&work.path)
+                            .map(|()| String::new())
+                    },
+                );
             }
             Err(e)
         }

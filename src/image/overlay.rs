@@ -58,12 +58,21 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
     }
     // No metacopy or redirects: an upper directory must hold whole files
     // and real directories, to be committed as a layer or stacked as one.
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={},metacopy=off,redirect_dir=off",
+    let mut data = format!(
+        "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
         upper.display(),
         work.display()
     );
+    if crate::linux::idmap::in_user_namespace() {
+        // trusted.* xattrs are the host root's: in a user namespace overlay
+        // keeps its whiteout and opaque marks in user.overlay.* instead,
+        // and then has metacopy and redirects off unless told otherwise
+        // (saying "off" is refused).
+        data.push_str(",userxattr");
+    } else {
+        data.push_str(",metacopy=off,redirect_dir=off");
+    }
     // The kernel takes one page of mount options.
     if data.len() >= 4096 {
         return Err(Error::Other(format!(

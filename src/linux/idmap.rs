@@ -107,37 +107,46 @@ pub fn subordinate_maps() -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapp
     if find_in_path("newuidmap").is_none() || find_in_path("newgidmap").is_none() {
         return Ok(None);
     }
-    let size = |n: u64| u32::try_from(n.min(u64::from(u32::MAX - 1))).unwrap_or(65536);
-    let (us, gs) = (size(us), size(gs));
+    let id = |n: u64| u32::try_from(n).unwrap_or(u32::MAX - 1);
     Ok(Some((
-        vec![mapping(0, euid, 1)?, mapping(1, us, size(un))?],
-        vec![mapping(0, egid, 1)?, mapping(1, gs, size(gn))?],
+        vec![mapping(0, euid, 1)?, mapping(1, id(us), id(un))?],
+        vec![mapping(0, egid, 1)?, mapping(1, id(gs), id(gn))?],
     )))
 }
 
+/// Whether this process runs in a user namespace other than the host's
+/// (its uid map is not the identity over every id).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
 /// Runs `f` in a forked child that is root in a new user namespace with
-/// these maps (written by us, the parent, through [`write`]); returns its
-/// error, if any. Call it with no other thread running.
+/// these maps (written by us, the parent, through [`write`]), and in the
+/// other new namespaces of `also` (a mount namespace, for instance); returns
+/// what `f` returned. Call it with no other thread running.
 pub fn run_in_userns(
     uid: &[LinuxIdMapping],
     gid: &[LinuxIdMapping],
-    f: impl FnOnce() -> Result<()>,
-) -> Result<()> {
+    also: nix::sched::CloneFlags,
+    f: impl FnOnce() -> Result<String>,
+) -> Result<String> {
     use std::io::{Read, Write};
     let sys = |what: &'static str| move |e| Error::sys(what, e);
     let (go_r, go_w) = nix::unistd::pipe().map_err(sys("pipe"))?;
     let (say_r, say_w) = nix::unistd::pipe().map_err(sys("pipe"))?;
-    // SAFETY: the caller runs us single-threaded; the child only calls
-    // async-signal-safe code until it is on its own, then exits with _exit.
+    // SAFETY: the caller runs us single-threaded, and the child leaves
+    // through _exit.
     match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
         nix::unistd::ForkResult::Child => {
             drop(go_w);
             drop(say_r);
             let mut say = std::fs::File::from(say_w);
             let mut go = std::fs::File::from(go_r);
-            let result = (|| -> Result<()> {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
-                    .map_err(sys("unshare(CLONE_NEWUSER)"))?;
+            let result = (|| -> Result<String> {
+                let flags = nix::sched::CloneFlags::CLONE_NEWUSER | also;
+                nix::sched::unshare(flags).map_err(sys("unshare"))?;
                 say.write_all(b"U").map_err(|e| Error::io("pipe", e))?;
                 let mut b = [0u8; 1];
                 if go.read(&mut b).map_err(|e| Error::io("pipe", e))? != 1 {
@@ -147,15 +156,25 @@ pub fn run_in_userns(
                 }
                 nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(sys("setgid 0"))?;
                 nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(sys("setuid 0"))?;
+                if also.contains(nix::sched::CloneFlags::CLONE_NEWNS) {
+                    // Nothing mounted here may try to reach the host's tree.
+                    nix::mount::mount(
+                        None::<&str>,
+                        "/",
+                        None::<&str>,
+                        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                        None::<&str>,
+                    )
+                    .map_err(sys("making / private"))?;
+                }
                 f()
             })();
-            let code = match result {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = say.write_all(format!("{e}").as_bytes());
-                    1
-                }
+            let (code, tag, text) = match result {
+                Ok(s) => (0, b'0', s),
+                Err(e) => (1, b'1', e.to_string()),
             };
+            let _ = say.write_all(&[tag]);
+            let _ = say.write_all(text.as_bytes());
             // SAFETY: leave without the parent's destructors and atexit work.
             unsafe { libc::_exit(code) }
         }
@@ -173,17 +192,29 @@ pub fn run_in_userns(
                 Ok(())
             };
             drop(go);
-            let mut msg = String::new();
-            let _ = say.read_to_string(&mut msg);
+            let mut reply = Vec::new();
+            let _ = say.read_to_end(&mut reply);
             let status = nix::sys::wait::waitpid(child, None).map_err(sys("waitpid"))?;
             mapped?;
-            match status {
-                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
-                _ if !msg.is_empty() => Err(Error::Other(msg)),
-                other => Err(Error::Other(format!("user namespace child: {other:?}"))),
+            let text = String::from_utf8_lossy(reply.get(1..).unwrap_or_default()).into_owned();
+            match (status, reply.first()) {
+                (nix::sys::wait::WaitStatus::Exited(_, 0), Some(b'0')) => Ok(text),
+                (_, Some(b'1')) => Err(Error::Other(text)),
+                (other, _) => Err(Error::Other(format!(
+                    "the user namespace's process ended: {other:?}"
+                ))),
             }
         }
     }
+}
+
+/// Maps of root to the caller alone: what an unprivileged user without
+/// subordinate ids can have.
+pub fn own_maps() -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
+    Ok((
+        vec![mapping(0, nix::unistd::geteuid().as_raw(), 1)?],
+        vec![mapping(0, nix::unistd::getegid().as_raw(), 1)?],
+    ))
 }
 
 fn write_direct(pid: i32, kind: Kind, maps: &[LinuxIdMapping]) -> Result<()> {
