@@ -547,6 +547,38 @@ fn limits_apply_in_a_delegated_cgroup() {
     r.assert_nothing_left();
 }
 
+impl Rootless {
+    /// `hoist --store STORE ARGS` as the test user, which must succeed.
+    fn hoist(&self, store: &Path, args: &[&str]) -> Output {
+        let mut full = vec!["--store", p(store)];
+        full.extend(args);
+        let out = exec(&mut self.program(hoist(), &full, &self.dir));
+        out.ok();
+        out
+    }
+
+    /// Hands the test dir to the user, then pulls hack/mkimage's busybox
+    /// into STORE as localhost/busybox:latest, as the user.
+    fn pull_busybox(&self, store: &Path) {
+        let u = user();
+        let busybox = self.dir.join("busybox.tar");
+        exec(
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/mkimage"))
+                .arg(&busybox)
+                .arg("localhost/busybox:latest"),
+        )
+        .ok();
+        exec(
+            Command::new("chown")
+                .args(["-R", &format!("{}:{}", u.uid, u.gid)])
+                .arg(&self.dir),
+        )
+        .ok();
+        let src = format!("oci-archive:{}", busybox.display());
+        self.hoist(store, &["pull", "-q", &src]);
+    }
+}
+
 /// hoist's binary.
 fn hoist() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_hoist"))
@@ -579,27 +611,10 @@ fn owners_layout(dir: &Path) -> PathBuf {
 fn hoist_unpacks_into_the_users_subuid_range_and_the_runtime_runs_it() {
     let r = Rootless::new("hoist");
     let u = user();
-    let busybox = r.dir.join("busybox.tar");
-    exec(
-        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/mkimage"))
-            .arg(&busybox)
-            .arg("localhost/busybox:latest"),
-    )
-    .ok();
     let layout = owners_layout(&r.dir);
-    exec(
-        Command::new("chown")
-            .args(["-R", &format!("{}:{}", u.uid, u.gid)])
-            .arg(&r.dir),
-    )
-    .ok();
     let store = r.dir.join("store");
-    let h = |args: &[&str]| {
-        let mut full = vec!["--store", p(&store)];
-        full.extend(args);
-        exec(&mut r.program(hoist(), &full, &r.dir))
-    };
-    h(&["pull", "-q", &format!("oci-archive:{}", busybox.display())]).ok();
+    let h = |args: &[&str]| r.hoist(&store, args);
+    r.pull_busybox(&store);
     let b = r.dir.join("bb");
     h(&[
         "unpack",
@@ -713,14 +728,6 @@ fn hoist_without_subuids_records_owners_in_an_xattr() {
 #[test]
 fn hoist_builds_with_run_steps_in_a_user_namespace() {
     let r = Rootless::new("build");
-    let u = user();
-    let busybox = r.dir.join("busybox.tar");
-    exec(
-        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/mkimage"))
-            .arg(&busybox)
-            .arg("localhost/busybox:latest"),
-    )
-    .ok();
     let ctx = r.dir.join("ctx");
     fs::create_dir_all(&ctx).expect("mkdir ctx");
     fs::write(
@@ -732,19 +739,9 @@ fn hoist_builds_with_run_steps_in_a_user_namespace() {
     )
     .expect("write Dockerfile");
     fs::write(ctx.join("f"), "copied\n").expect("write f");
-    exec(
-        Command::new("chown")
-            .args(["-R", &format!("{}:{}", u.uid, u.gid)])
-            .arg(&r.dir),
-    )
-    .ok();
     let store = r.dir.join("store");
-    let h = |args: &[&str]| {
-        let mut full = vec!["--store", p(&store)];
-        full.extend(args);
-        exec(&mut r.program(hoist(), &full, &r.dir))
-    };
-    h(&["pull", "-q", &format!("oci-archive:{}", busybox.display())]).ok();
+    let h = |args: &[&str]| r.hoist(&store, args);
+    r.pull_busybox(&store);
     h(&["build", "-q", "-t", "localhost/rl-built:1", p(&ctx)]).ok();
     let b = r.dir.join("built");
     h(&[
