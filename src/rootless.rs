@@ -1,6 +1,9 @@
 //! Running unprivileged: whether brig is rootless (`--rootless
-//! true|false|auto`, auto meaning "not root"), and where a rootless brig
-//! keeps its state.
+//! true|false|auto`), and where a rootless brig keeps its state.
+//!
+//! Auto means rootless when not root, and also when root only of a user
+//! namespace (rootless podman runs its runtime so): no cgroup there is ours
+//! unless delegated, as runc decides.
 
 use crate::error::{Error, Result};
 use std::path::PathBuf;
@@ -8,7 +11,9 @@ use std::path::PathBuf;
 /// The `--rootless` flag's value (None when not given, which is auto).
 pub fn mode(flag: Option<&str>) -> Result<bool> {
     match flag {
-        None | Some("auto") => Ok(!nix::unistd::geteuid().is_root()),
+        None | Some("auto") => {
+            Ok(!nix::unistd::geteuid().is_root() || crate::linux::idmap::in_user_namespace())
+        }
         Some("true") => Ok(true),
         Some("false") => Ok(false),
         Some(v) => Err(Error::Other(format!(
@@ -20,6 +25,10 @@ pub fn mode(flag: Option<&str>) -> Result<bool> {
 /// `$XDG_RUNTIME_DIR/brig`, as runc keeps `$XDG_RUNTIME_DIR/runc`: the
 /// per-user tmpfs that systemd-logind makes and removes with the session.
 pub fn state_root() -> Result<PathBuf> {
+    if nix::unistd::geteuid().is_root() && std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Root of a user namespace with no runtime dir of its own.
+        return Ok(PathBuf::from("/run/brig"));
+    }
     let hint = "rootless brig keeps its state in $XDG_RUNTIME_DIR/brig (or give --root DIR)";
     let dir = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|d| !d.is_empty())

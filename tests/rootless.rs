@@ -766,3 +766,125 @@ fn hoist_builds_with_run_steps_in_a_user_namespace() {
         .unwrap_or_default();
     assert!(tmp.is_empty(), "left in the store's tmp/: {tmp:?}");
 }
+
+/// Rootless podman, as the test user, with the runtime under test: its own
+/// storage (vfs), run and config dirs under the test's directory, cgroupfs,
+/// no network. The pause process rootless podman leaves is killed by pid.
+struct Podman<'a> {
+    r: &'a Rootless,
+    base: Vec<String>,
+    /// podman wants its run root shorter than 50 bytes: not under target/.
+    runroot: PathBuf,
+}
+
+impl<'a> Podman<'a> {
+    fn new(r: &'a Rootless) -> Podman<'a> {
+        let d = |n: &str| r.dir.join(n).display().to_string();
+        let runroot = PathBuf::from(format!("/tmp/brigrl.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&runroot);
+        fs::create_dir(&runroot).expect("mkdir runroot");
+        let u = user();
+        std::os::unix::fs::chown(&runroot, Some(u.uid), Some(u.gid)).expect("chown runroot");
+        let base = vec![
+            "--root".into(),
+            d("pm-root"),
+            "--runroot".into(),
+            runroot.display().to_string(),
+            "--storage-driver".into(),
+            "vfs".into(),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "--events-backend".into(),
+            "file".into(),
+            "--runtime".into(),
+            runtime_abs().display().to_string(),
+        ];
+        Podman { r, base, runroot }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = self.base.iter().map(String::as_str).collect();
+        all.extend(args);
+        exec(
+            &mut self
+                .r
+                .program(Path::new("/usr/bin/podman"), &all, &self.r.dir),
+        )
+    }
+}
+
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["rm", "-af", "-t", "0"]);
+        let pause = self.r.xdg.join("libpod/tmp/pause.pid");
+        if let Some(pid) = fs::read_to_string(pause)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) of the pause process this test's podman made.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = fs::remove_dir_all(&self.runroot);
+    }
+}
+
+#[test]
+fn rootless_podman_runs_containers_with_the_runtime() {
+    if !image_common::need_tools(&[("podman", "podman")], "the rootless podman test") {
+        return;
+    }
+    let r = Rootless::new("podman");
+    let store = r.dir.join("store");
+    r.pull_busybox(&store);
+    let pm = Podman::new(&r);
+    let archive = r.dir.join("busybox.tar");
+    pm.cmd(&["load", "-q", "-i", p(&archive)]).ok();
+    let image = "localhost/busybox:latest";
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend(extra);
+        pm.cmd(&a)
+    };
+    assert_eq!(run(&[image, "echo", "hi"]).ok(), "hi\n");
+    assert_eq!(run(&[image, "sh", "-c", "exit 3"]).code, Some(3));
+    assert_eq!(
+        run(&[
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            image,
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u)"
+        ])
+        .ok(),
+        "1 /tmp 1000\n"
+    );
+    let ro = run(&[
+        "--read-only",
+        image,
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null || echo ro",
+    ]);
+    assert_eq!(ro.ok(), "ro\n");
+    let name = format!("rl-pm-{}", std::process::id());
+    pm.cmd(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        image,
+        "sleep",
+        "60",
+    ])
+    .ok();
+    assert_eq!(pm.cmd(&["exec", &name, "echo", "in"]).ok(), "in\n");
+    pm.cmd(&["stop", "-t", "1", &name]).ok();
+    pm.cmd(&["rm", &name]).ok();
+}

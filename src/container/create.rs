@@ -20,8 +20,9 @@ pub struct Options {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
-    /// Unprivileged: a user namespace is required, and cgroups are used
-    /// only where the user was delegated one.
+    /// Unprivileged, or root only of a user namespace: cgroups are used
+    /// only where delegated, and (when not root at all) the container
+    /// needs a user namespace.
     pub rootless: bool,
 }
 
@@ -76,7 +77,8 @@ pub fn create(
             ))
         }
     };
-    if o.rootless && !bundle.has_user_namespace() {
+    // Root of a user namespace (under rootless podman) is fine without one.
+    if o.rootless && !nix::unistd::geteuid().is_root() && !bundle.has_user_namespace() {
         return Err(Error::Config {
             path: bundle.dir.join("config.json"),
             msg: "rootless: linux.namespaces needs a \"user\" namespace \

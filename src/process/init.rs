@@ -257,7 +257,9 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
         Wait::Fifo(path) => Some(InitEnd::open(path)?),
         Wait::Channel => None,
     };
-    let in_userns = plan.has(LinuxNamespaceType::User);
+    // A user namespace of the container's own, or the one brig already
+    // runs in (under rootless podman): either way no device nodes.
+    let in_userns = plan.has(LinuxNamespaceType::User) || crate::linux::idmap::in_user_namespace();
     rootfs::Rootfs {
         spec,
         rootfs: &l.bundle.rootfs,
