@@ -376,6 +376,23 @@ fn bad_input_gives_one_line_and_leaves_nothing() {
     r.assert_nothing_left();
 }
 
+/// What an unprivileged user can never do gets a line that says so.
+#[test]
+fn raising_a_hard_rlimit_is_refused_clearly() {
+    let r = Rootless::new("rlimit");
+    r.edit(|c| {
+        c["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "hard": 1u64 << 30, "soft": 1u64 << 30}]);
+        set_args(c, &["true"]);
+    });
+    let line = failure(&r.rt(&["run", &r.id]));
+    assert!(
+        is_runc() || (line.contains("RlimitNofile") && line.contains("CAP_SYS_RESOURCE")),
+        "{line}"
+    );
+    r.assert_nothing_left();
+}
+
 #[test]
 fn limits_without_a_delegated_cgroup_are_an_error() {
     let r = Rootless::new("limits");

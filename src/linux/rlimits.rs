@@ -32,15 +32,29 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<()> {
         };
         // SAFETY: setrlimit with a valid resource id and a valid struct.
         if unsafe { libc::setrlimit(resource(l.typ()), &lim) } != 0 {
-            return Err(Error::sys(
-                format!(
-                    "setrlimit {:?} soft={} hard={}",
-                    l.typ(),
-                    l.soft(),
-                    l.hard()
-                ),
-                nix::Error::last(),
-            ));
+            let err = nix::Error::last();
+            let mut what = format!(
+                "setrlimit {:?} soft={} hard={}",
+                l.typ(),
+                l.soft(),
+                l.hard()
+            );
+            if err == nix::Error::EPERM {
+                // Raising a hard limit takes CAP_SYS_RESOURCE in the host's
+                // user namespace: rootless containers (and this VM) lack it.
+                let mut now = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                // SAFETY: getrlimit with a valid resource id into a valid struct.
+                if unsafe { libc::getrlimit(resource(l.typ()), &mut now) } == 0 {
+                    what.push_str(&format!(
+                        " (above the hard limit {} we have, which takes CAP_SYS_RESOURCE)",
+                        now.rlim_max
+                    ));
+                }
+            }
+            return Err(Error::sys(what, err));
         }
     }
     Ok(())
