@@ -93,14 +93,59 @@ fn ensure_user(name: &str, extra: &[&str]) -> (u32, u32) {
 
 /// The runtime by absolute path: a test may give the user an empty PATH.
 fn runtime_abs() -> PathBuf {
-    let rt = PathBuf::from(runtime());
-    if rt.is_absolute() {
-        return rt;
+    static RT: OnceLock<PathBuf> = OnceLock::new();
+    RT.get_or_init(|| {
+        let rt = PathBuf::from(runtime());
+        let rt = if rt.is_absolute() {
+            rt
+        } else {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join(&rt))
+                .find(|p| p.is_file())
+                .unwrap_or(rt)
+        };
+        reachable(&rt)
+    })
+    .clone()
+}
+
+/// Where the tests' files live: under /tmp, which any user can reach (the
+/// checkout may sit in a directory only root may enter). Removed when the
+/// test process exits.
+fn base() -> &'static Path {
+    static B: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn cleanup() {
+        let _ = fs::remove_dir_all(format!("/tmp/brig-rootless.{}", std::process::id()));
     }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(&rt))
-        .find(|p| p.is_file())
-        .unwrap_or(rt)
+    B.get_or_init(|| {
+        let b = PathBuf::from(format!("/tmp/brig-rootless.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&b);
+        fs::create_dir(&b).expect("mkdir the rootless tests' dir");
+        fs::set_permissions(&b, fs::Permissions::from_mode(0o755)).expect("chmod");
+        // SAFETY: registers a handler that only removes our own directory.
+        unsafe { libc::atexit(cleanup) };
+        b
+    })
+}
+
+/// `path` when the test user may run it where it is, else a copy in
+/// base()/bin (made with cp: see tests/escapes.rs on ETXTBSY).
+fn reachable(path: &Path) -> PathBuf {
+    let u = user();
+    let ok = Command::new("/usr/bin/setpriv")
+        .args(["--reuid", &u.uid.to_string(), "--regid", &u.gid.to_string()])
+        .args(["--clear-groups", "--", "test", "-x"])
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return path.to_path_buf();
+    }
+    let bin = base().join("bin");
+    fs::create_dir_all(&bin).expect("mkdir bin");
+    let dest = bin.join(path.file_name().expect("a file name"));
+    exec(Command::new("cp").arg(path).arg(&dest)).ok();
+    dest
 }
 
 /// A bundle and an XDG_RUNTIME_DIR owned by the test user.
@@ -114,8 +159,7 @@ struct Rootless {
 impl Rootless {
     fn new(name: &str) -> Rootless {
         let u = user();
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("rootless-{name}-{}", std::process::id()));
+        let dir = base().join(name);
         let _ = fs::remove_dir_all(&dir);
         let bundle = dir.join("bundle");
         let xdg = dir.join("xdg");
@@ -598,7 +642,8 @@ impl Rootless {
 
 /// hoist's binary.
 fn hoist() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_hoist"))
+    static H: OnceLock<PathBuf> = OnceLock::new();
+    H.get_or_init(|| reachable(Path::new(env!("CARGO_BIN_EXE_hoist"))))
 }
 
 /// A one-layer OCI layout with a file owned by 1000:1000, a directory
@@ -790,14 +835,14 @@ fn hoist_builds_with_run_steps_in_a_user_namespace() {
 struct Podman<'a> {
     r: &'a Rootless,
     base: Vec<String>,
-    /// podman wants its run root shorter than 50 bytes: not under target/.
+    /// podman wants its run root shorter than 50 bytes.
     runroot: PathBuf,
 }
 
 impl<'a> Podman<'a> {
     fn new(r: &'a Rootless) -> Podman<'a> {
         let d = |n: &str| r.dir.join(n).display().to_string();
-        let runroot = PathBuf::from(format!("/tmp/brigrl.{}", std::process::id()));
+        let runroot = base().join("pm");
         let _ = fs::remove_dir_all(&runroot);
         fs::create_dir(&runroot).expect("mkdir runroot");
         let u = user();
