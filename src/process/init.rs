@@ -317,6 +317,11 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
                     // could still deliver the death signal.
                     ch.send(&Msg::Saved)?;
                 }
+                // The parent gave up (create failed after we were ready)
+                // and says why itself: a second line from here would only
+                // repeat it less clearly.
+                // SAFETY: _exit skips the parent's destructors and atexit work.
+                None => unsafe { libc::_exit(1) },
                 other => return Err(Error::Init(format!("waiting for the state, got {other:?}"))),
             }
             f.wait(|| {
