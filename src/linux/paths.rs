@@ -106,6 +106,23 @@ fn mkdir_walk(root: BorrowedFd, rel: &Path, mode: u32) -> Result<Walk> {
     if let Ok(fd) = open_in_root(root, rel, flags) {
         return Ok(Walk::Done(fd));
     }
+    // Most of the rest are one level below a directory that exists (a
+    // cgroup hierarchy under /sys/fs/cgroup): make just the last one. A
+    // symlink or a race there falls through to the walk, which sorts it out.
+    if let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) {
+        if !parent.as_os_str().is_empty() {
+            if let Ok(dir) = open_in_root(root, parent, flags) {
+                let name = cstr(Path::new(name))?;
+                if nix::sys::stat::mkdirat(&dir, name.as_c_str(), Mode::from_bits_truncate(mode))
+                    .is_ok()
+                {
+                    if let Ok(fd) = open_in_root(root, rel, flags) {
+                        return Ok(Walk::Done(fd));
+                    }
+                }
+            }
+        }
+    }
     let mut prefix = PathBuf::new();
     let mut dir =
         open_in_root(root, &prefix, flags).map_err(|e| Error::sys("opening rootfs", e))?;
