@@ -26,7 +26,7 @@ struct Cli {
     /// Use systemd to manage cgroups (not supported yet)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (auto: rootless unless run as root)
+    /// Rootless mode: true, false or auto (auto: rootless unless root of the host's user namespace)
     #[arg(long = "rootless", id = "rootless_mode", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     rootless: Option<String>,
     #[command(subcommand)]
