@@ -624,6 +624,24 @@ impl Rootless {
         out
     }
 
+    /// `hoist unpack IMAGE DEST` as the user, the bundle running `sh -c SCRIPT`.
+    fn unpack_sh(&self, store: &Path, image: &str, dest: &Path, script: &str) {
+        self.hoist(
+            store,
+            &[
+                "unpack",
+                image,
+                p(dest),
+                "--args",
+                "sh",
+                "--args",
+                "-c",
+                "--args",
+                script,
+            ],
+        );
+    }
+
     /// Hands the test dir to the user, then pulls hack/mkimage's busybox
     /// into STORE as localhost/busybox:latest, as the user.
     fn pull_busybox(&self, store: &Path) {
@@ -681,21 +699,14 @@ fn hoist_unpacks_into_the_users_subuid_range_and_the_runtime_runs_it() {
     let u = user();
     let layout = owners_layout(&r.dir);
     let store = r.dir.join("store");
-    let h = |args: &[&str]| r.hoist(&store, args);
     r.pull_busybox(&store);
     let b = r.dir.join("bb");
-    h(&[
-        "unpack",
+    r.unpack_sh(
+        &store,
         "localhost/busybox:latest",
-        p(&b),
-        "--args",
-        "sh",
-        "--args",
-        "-c",
-        "--args",
+        &b,
         "id -u; cat /proc/self/uid_map",
-    ])
-    .ok();
+    );
     let out = exec(&mut r.command(&["run", &r.id], &b));
     let text = out.ok();
     assert!(text.starts_with("0\n"), "{out}");
@@ -709,7 +720,10 @@ fn hoist_unpacks_into_the_users_subuid_range_and_the_runtime_runs_it() {
     );
 
     let o = r.dir.join("owners");
-    h(&["unpack", &format!("oci:{}:v1", layout.display()), p(&o)]).ok();
+    r.hoist(
+        &store,
+        &["unpack", &format!("oci:{}:v1", layout.display()), p(&o)],
+    );
     use std::os::unix::fs::MetadataExt;
     let owned = fs::symlink_metadata(o.join("rootfs/home/user/owned")).expect("stat owned");
     assert_eq!(
@@ -724,12 +738,7 @@ fn hoist_unpacks_into_the_users_subuid_range_and_the_runtime_runs_it() {
         "a user namespace cannot make device nodes: dev/null should be skipped"
     );
     // What the user unpacked, the user can remove: through its namespace.
-    let rm = exec(&mut r.program(
-        hoist(),
-        &["--store", p(&store), "rmi", "localhost/busybox:latest"],
-        &r.dir,
-    ));
-    rm.ok();
+    r.hoist(&store, &["rmi", "localhost/busybox:latest"]);
 }
 
 /// A second user, a system account without subordinate ids.
@@ -808,22 +817,18 @@ fn hoist_builds_with_run_steps_in_a_user_namespace() {
     .expect("write Dockerfile");
     fs::write(ctx.join("f"), "copied\n").expect("write f");
     let store = r.dir.join("store");
-    let h = |args: &[&str]| r.hoist(&store, args);
     r.pull_busybox(&store);
-    h(&["build", "-q", "-t", "localhost/rl-built:1", p(&ctx)]).ok();
+    r.hoist(
+        &store,
+        &["build", "-q", "-t", "localhost/rl-built:1", p(&ctx)],
+    );
     let b = r.dir.join("built");
-    h(&[
-        "unpack",
+    r.unpack_sh(
+        &store,
         "localhost/rl-built:1",
-        p(&b),
-        "--args",
-        "sh",
-        "--args",
-        "-c",
-        "--args",
+        &b,
         "cat /built /f; stat -c '%u:%g' /home/u; test -e /bin/ls || echo no-ls",
-    ])
-    .ok();
+    );
     let out = exec(&mut r.command(&["run", &r.id], &b));
     assert_eq!(out.ok(), "built\ncopied\n1000:1000\nno-ls\n", "{out}");
     // No build container, mount or step directory is left.
