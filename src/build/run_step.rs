@@ -81,22 +81,9 @@ fn spec(r: &RunSpec) -> Result<Value> {
     if crate::linux::idmap::in_user_namespace() {
         // An unprivileged build: the RUN container nests a user namespace
         // over every id the build's own namespace has.
-        let identity = |file: &str| -> Result<Value> {
-            let text = fs::read_to_string(file).at(file)?;
-            Ok(json!(text
-                .lines()
-                .filter_map(|l| {
-                    let f: Vec<u64> = l
-                        .split_whitespace()
-                        .filter_map(|x| x.parse().ok())
-                        .collect();
-                    (f.len() == 3)
-                        .then(|| json!({"containerID": f[0], "hostID": f[0], "size": f[2]}))
-                })
-                .collect::<Vec<_>>()))
-        };
-        spec["linux"]["uidMappings"] = identity("/proc/self/uid_map")?;
-        spec["linux"]["gidMappings"] = identity("/proc/self/gid_map")?;
+        let (uid, gid) = crate::linux::idmap::identity_maps()?;
+        spec["linux"]["uidMappings"] = json!(uid);
+        spec["linux"]["gidMappings"] = json!(gid);
         if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
             ns.push(json!({"type": "user"}));
         }

@@ -254,11 +254,11 @@ impl Owners {
 
 /// The xattr umoci and the rootless-containers project keep a file's real
 /// owner in, when the file itself cannot have it.
-pub const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
+const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
 
 /// The rootlesscontainers protobuf `Resource { uint32 uid = 1; uint32 gid =
 /// 2; }`: two varint fields.
-pub fn rootless_owner_value(uid: u32, gid: u32) -> Vec<u8> {
+fn rootless_owner_value(uid: u32, gid: u32) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut v: u32) {
         while v >= 0x80 {
             out.push((v as u8 & 0x7f) | 0x80);

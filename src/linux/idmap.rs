@@ -208,6 +208,24 @@ pub fn run_in_userns(
     }
 }
 
+/// Maps that give a nested user namespace every id of ours, each as
+/// itself (read from /proc/self/{uid,gid}_map).
+pub fn identity_maps() -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
+    let read = |file: &str| -> Result<Vec<LinuxIdMapping>> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                (f.len() == 3).then(|| mapping(f[0], f[0], f[2]))
+            })
+            .collect()
+    };
+    Ok((read("/proc/self/uid_map")?, read("/proc/self/gid_map")?))
+}
+
 /// Maps of root to the caller alone: what an unprivileged user without
 /// subordinate ids can have.
 pub fn own_maps() -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
