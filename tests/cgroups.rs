@@ -274,3 +274,67 @@ fn cgroups_path_may_not_escape() {
     }
     c.assert_gone(None);
 }
+
+/// brig places init and exec'd processes without writing their pids (see
+/// src/cgroups/placement.rs): born in the cgroup2 directory, moving
+/// themselves into each v1 hierarchy. Either way every hierarchy the host
+/// has must list them, in the container's cgroup, and a cgroup namespace
+/// made afterwards must be rooted there.
+#[test]
+fn init_and_exec_are_in_the_container_cgroup_of_every_hierarchy() {
+    let c = Container::running("cg_every", |cfg| {
+        add_namespace(cfg, json!({"type": "cgroup"}));
+    });
+    let host = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/PID/cgroup")
+    };
+    let ours = host(std::process::id() as i32);
+    let init = host(c.pid());
+    assert_eq!(
+        init.lines().count(),
+        ours.lines().count(),
+        "init is not in every hierarchy:\n{init}"
+    );
+    let path_of = |line: &str| line.splitn(3, ':').nth(2).unwrap_or_default().to_string();
+    let want = path_of(init.lines().next().expect("a line"));
+    assert!(
+        want.ends_with(&c.id),
+        "init's cgroup {want} is not the container's"
+    );
+    for line in init.lines() {
+        assert_eq!(path_of(line), want, "init: {line}\n{init}");
+    }
+    // From inside, with the cgroup namespace: every hierarchy at its root;
+    // from the host: the exec'd process in the same cgroups as init.
+    let out = c.cmd(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; sleep 30 >/dev/null 2>&1 & echo $!",
+    ]);
+    let text = out.ok();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let bg: i32 = lines.pop().and_then(|l| l.parse().ok()).expect("a pid");
+    for line in &lines {
+        assert!(
+            line.ends_with(":/"),
+            "exec'd process outside the namespace root: {line}\n{text}"
+        );
+    }
+    let is_bg = |p: &i32| {
+        fs::read_to_string(format!("/proc/{p}/status"))
+            .is_ok_and(|s| s.lines().any(|l| l == format!("NSpid:\t{p}\t{bg}")))
+    };
+    let host_pid = fs::read_to_string(cgroup_dir(c.pid(), "pids").join("cgroup.procs"))
+        .expect("cgroup.procs")
+        .lines()
+        .filter_map(|l| l.parse::<i32>().ok())
+        .find(is_bg)
+        .expect("the exec'd sleep, in the container's pids cgroup");
+    assert_eq!(
+        host(host_pid),
+        init,
+        "the exec'd process's cgroups differ from init's"
+    );
+}

@@ -14,6 +14,7 @@ pub mod devices_bpf;
 mod fs;
 mod layout;
 mod path;
+mod placement;
 pub mod rootless;
 mod stats;
 mod v1;
@@ -22,11 +23,11 @@ pub mod validate;
 
 pub use layout::{controllers_of, Layout, Mode};
 pub use path::resolve;
+pub use placement::Placement;
 
 use crate::error::Result;
 use oci_spec::runtime::LinuxResources;
-use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A container's cgroup, in whatever layout the host has.
 pub trait Cgroup {
@@ -51,8 +52,9 @@ pub trait Cgroup {
     fn destroy(&self) -> Result<()>;
     /// The container's cgroup, relative to each hierarchy's root.
     fn path(&self) -> &Path;
-    /// The cgroup2 directory, for CLONE_INTO_CGROUP (v2 only).
-    fn clone_into(&self) -> Option<OwnedFd>;
+    /// Where a new process must go, for [`Placement`]: the cgroup2
+    /// directory, if any, and one directory per v1 hierarchy.
+    fn placement_dirs(&self) -> (Option<PathBuf>, Vec<PathBuf>);
 }
 
 /// The container's cgroup at `rel` (a path relative to each hierarchy root).

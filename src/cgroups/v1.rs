@@ -8,7 +8,6 @@ use super::stats;
 use super::Cgroup;
 use crate::error::{Error, Result};
 use oci_spec::runtime::LinuxResources;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub struct V1 {
@@ -64,18 +63,25 @@ impl V1 {
 
     /// Every directory of the container: one per hierarchy, plus cgroup2 on hybrid.
     fn dirs(&self) -> Vec<PathBuf> {
-        let mut d: Vec<PathBuf> = self
-            .layout
+        let mut d = self.v1_dirs();
+        d.extend(self.unified_dir());
+        d
+    }
+
+    fn v1_dirs(&self) -> Vec<PathBuf> {
+        self.layout
             .hierarchies()
             .into_keys()
             .map(|mp| mp.join(&self.rel))
-            .collect();
-        if self.layout.mode == Mode::Hybrid {
-            if let Some(v2) = &self.layout.v2 {
-                d.push(v2.join(&self.rel));
-            }
+            .collect()
+    }
+
+    /// The container's cgroup2 directory on a hybrid host.
+    fn unified_dir(&self) -> Option<PathBuf> {
+        match (self.layout.mode, &self.layout.v2) {
+            (Mode::Hybrid, Some(v2)) => Some(v2.join(&self.rel)),
+            _ => None,
         }
-        d
     }
 
     /// A new cpuset cgroup starts with no cpus and no mems, and a process
@@ -416,7 +422,7 @@ impl Cgroup for V1 {
         &self.rel
     }
 
-    fn clone_into(&self) -> Option<OwnedFd> {
-        None
+    fn placement_dirs(&self) -> (Option<PathBuf>, Vec<PathBuf>) {
+        (self.unified_dir(), self.v1_dirs())
     }
 }

@@ -9,7 +9,6 @@ use super::v1::{pids_max, rdma_line};
 use super::Cgroup;
 use crate::error::{Error, Result};
 use oci_spec::runtime::LinuxResources;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub struct V2 {
@@ -286,8 +285,8 @@ impl Cgroup for V2 {
         &self.rel
     }
 
-    fn clone_into(&self) -> Option<OwnedFd> {
-        std::fs::File::open(&self.dir).ok().map(OwnedFd::from)
+    fn placement_dirs(&self) -> (Option<PathBuf>, Vec<PathBuf>) {
+        (Some(self.dir.clone()), Vec::new())
     }
 }
 
@@ -340,7 +339,7 @@ mod tests {
         let _guard = Cleanup(root.join(&rel), child);
         cg.add(pid).expect("add");
         assert_eq!(cg.pids().expect("pids"), vec![pid]);
-        assert!(cg.clone_into().is_some());
+        assert_eq!(cg.placement_dirs(), (Some(root.join(&rel)), Vec::new()));
         cg.freeze(true).expect("freeze");
         assert!(cg.is_frozen());
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");

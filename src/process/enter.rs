@@ -9,7 +9,7 @@
 use super::clone::{fork_with, Forked};
 use super::finish;
 use super::sync::{self, Channel, Msg};
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Placement};
 use crate::error::{Error, Result, SysContext};
 use crate::linux::pidfd::Pidfd;
 use crate::linux::{procfs, terminal};
@@ -75,11 +75,12 @@ pub fn enter(e: &Enter) -> Result<Entered> {
         setns(e.init, first)?;
     }
     let (parent, child) = sync::pair()?;
-    let into = e.cgroup.and_then(|c| c.clone_into());
-    match fork_with(0, into.as_ref().map(|fd| fd.as_raw_fd()))? {
+    let place = Placement::plan(e.cgroup, true)?;
+    let into = place.clone_into.as_ref().map(|fd| fd.as_raw_fd());
+    match fork_with(0, into)? {
         Forked::Child => {
             drop(parent);
-            let err = match child_main(e, flags - CloneFlags::CLONE_NEWPID, &child) {
+            let err = match child_main(e, flags - CloneFlags::CLONE_NEWPID, &place, &child) {
                 Err(e) => e,
                 Ok(never) => match never {},
             };
@@ -94,16 +95,17 @@ pub fn enter(e: &Enter) -> Result<Entered> {
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
                 Err(err)
             };
-            if into.is_none() {
+            if place.parent_adds {
                 if let Some(cg) = e.cgroup {
                     if let Err(err) = cg.add(pid) {
                         return fail(err);
                     }
                 }
+                if let Err(err) = parent.send(&Msg::Joined) {
+                    return fail(err);
+                }
             }
-            if let Err(err) = parent.send(&Msg::Joined) {
-                return fail(err);
-            }
+            drop(place);
             match parent.recv() {
                 Ok(Some(Msg::Ready)) => Ok(Entered {
                     pid,
@@ -117,7 +119,12 @@ pub fn enter(e: &Enter) -> Result<Entered> {
     }
 }
 
-fn child_main(e: &Enter, flags: CloneFlags, ch: &Channel) -> Result<std::convert::Infallible> {
+fn child_main(
+    e: &Enter,
+    flags: CloneFlags,
+    place: &Placement,
+    ch: &Channel,
+) -> Result<std::convert::Infallible> {
     // Until exec, this process holds brig's binary as /proc/self/exe: no
     // process of the container may open or trace it (CVE-2019-5736).
     nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
@@ -126,12 +133,16 @@ fn child_main(e: &Enter, flags: CloneFlags, ch: &Channel) -> Result<std::convert
     let _ =
         unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
     let lsm_attr = finish::open_lsm_attr(e.process)?;
-    match ch.recv()? {
-        Some(Msg::Joined) => {}
-        other => {
-            return Err(Error::Init(format!(
-                "waiting for the cgroup, got {other:?}"
-            )))
+    // In the container's cgroup before its cgroup namespace is joined.
+    place.join_self()?;
+    if place.parent_adds {
+        match ch.recv()? {
+            Some(Msg::Joined) => {}
+            other => {
+                return Err(Error::Init(format!(
+                    "waiting for the cgroup, got {other:?}"
+                )))
+            }
         }
     }
     if !flags.is_empty() {

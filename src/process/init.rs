@@ -5,6 +5,7 @@ use super::fifo::InitEnd;
 use super::finish;
 use super::spawn::{Launch, NsPlan, Wait};
 use super::sync::{Channel, Msg};
+use crate::cgroups::Placement;
 use crate::error::{Error, Result, SysContext};
 use crate::hooks::{self, Point};
 use crate::linux::{rootfs, sched, terminal};
@@ -28,9 +29,9 @@ struct Progress {
     told_start: std::cell::Cell<bool>,
 }
 
-pub(super) fn main(l: &Launch, plan: &NsPlan, ch: Channel) -> ! {
+pub(super) fn main(l: &Launch, plan: &NsPlan, place: &Placement, ch: Channel) -> ! {
     let mut progress = Progress::default();
-    let err = match run(l, plan, &ch, &mut progress) {
+    let err = match run(l, plan, place, &ch, &mut progress) {
         Err(e) => e,
         Ok(never) => match never {},
     };
@@ -52,10 +53,10 @@ fn reset_signals() {
     let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
-fn enter_namespaces(plan: &NsPlan, ch: &Channel) -> Result<()> {
+fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
     let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
     // The parent sends this right after clone, before anything else.
-    if plan.late_cgroupns {
+    if plan.late_cgroupns && place.parent_adds {
         match ch.recv()? {
             Some(Msg::Joined) => {}
             other => {
@@ -228,13 +229,20 @@ fn setup_terminal(l: &Launch, p: &Process) -> Result<()> {
     terminal::become_console(&slave)
 }
 
-fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Result<Infallible> {
+fn run(
+    l: &Launch,
+    plan: &NsPlan,
+    place: &Placement,
+    ch: &Channel,
+    progress: &mut Progress,
+) -> Result<Infallible> {
     let spec = &l.bundle.spec;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| Error::Other("process is required".into()))?;
     logging::step("init: cloned");
+    place.join_self()?;
     // Until the parent has recorded our pid, its death must be ours: else a
     // killed `create` would leave an init nobody knows about. (Not with the
     // extra fork: our parent then is the intermediate, which exits at once.)
@@ -244,7 +252,7 @@ fn run(l: &Launch, plan: &NsPlan, ch: &Channel, progress: &mut Progress) -> Resu
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     reset_signals();
-    enter_namespaces(plan, ch)?;
+    enter_namespaces(plan, place, ch)?;
     enter_time_namespace(l, plan)?;
     if let Some(name) = &l.session_keyring {
         join_session_keyring(name)?;

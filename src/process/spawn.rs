@@ -4,7 +4,7 @@
 use super::clone::{fork_with, Forked};
 use super::init;
 use super::sync::{self, Channel, Msg};
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Placement};
 use crate::error::{Error, Result};
 use crate::linux::namespaces::{self, Join};
 use crate::spec::Bundle;
@@ -105,14 +105,14 @@ pub struct Spawned {
 
 pub fn spawn(l: &Launch) -> Result<Spawned> {
     let mut plan = NsPlan::from_spec(l.bundle)?;
-    // CLONE_INTO_CGROUP only works from the parent's own clone, with a
-    // cgroup2 directory; otherwise the parent moves init after the fact.
-    let into = l
-        .cgroup
-        .and_then(|c| c.clone_into())
-        .filter(|_| !plan.needs_setns());
-    plan.late_cgroupns =
-        l.cgroup.is_some() && into.is_none() && plan.new.contains(CloneFlags::CLONE_NEWCGROUP);
+    // CLONE_INTO_CGROUP places only the child we clone; after a setns, init
+    // forks again.
+    let place = Placement::plan(l.cgroup, !plan.needs_setns())?;
+    // A cgroup namespace is rooted wherever init is when it is made: made at
+    // clone time only when the clone already put init in all its cgroups.
+    plan.late_cgroupns = l.cgroup.is_some()
+        && plan.new.contains(CloneFlags::CLONE_NEWCGROUP)
+        && (place.clone_into.is_none() || !place.self_join.is_empty());
     if !plan.has(LinuxNamespaceType::Mount) {
         return Err(Error::Config {
             path: l.bundle.dir.join("config.json"),
@@ -126,16 +126,17 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
         plan.clone_flags()
     };
     crate::logging::step("clone");
-    let forked = fork_with(flags.bits() as u64, into.as_ref().map(|fd| fd.as_raw_fd()))?;
+    let into = place.clone_into.as_ref().map(|fd| fd.as_raw_fd());
+    let forked = fork_with(flags.bits() as u64, into)?;
     match forked {
         Forked::Child => {
             drop(parent);
-            init::main(l, &plan, child)
+            init::main(l, &plan, &place, child)
         }
         Forked::Parent(pid) => {
             drop(child);
             crate::fault::point("cloned");
-            if into.is_none() {
+            if place.parent_adds {
                 if let Some(cg) = l.cgroup {
                     let joined = cg.add(pid).and_then(|_| {
                         if plan.late_cgroupns {
@@ -150,6 +151,8 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
                     }
                 }
             }
+            // The child's copies are the ones in use.
+            drop(place);
             crate::logging::step("init in its cgroup");
             drive(l, &plan, pid, parent)
         }
