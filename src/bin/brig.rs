@@ -383,18 +383,30 @@ impl UpdateArgs {
 }
 
 fn main() {
+    // Before anything else, clap included (its parse is much of a start-up,
+    // and the first image's work is thrown away): this may execute brig
+    // afresh. The error waits until the log is set up.
+    let early = enters_container_raw(std::env::args_os().skip(1));
+    let sealed = if early {
+        brig::linux::sealed_exe::ensure()
+    } else {
+        Ok(())
+    };
     let cli = Cli::parse();
     let format = match cli.log_format {
         LogFormat::Text => Format::Text,
         LogFormat::Json => Format::Json,
     };
     logging::init(cli.log.clone(), format, cli.debug);
-    if cli.command.enters_container() {
-        // Before anything else: this may execute brig afresh.
-        if let Err(e) = brig::linux::sealed_exe::ensure() {
-            logging::error(&format!("{e:#}"));
-            std::process::exit(1);
-        }
+    // A command line the quick look got wrong still gets the protection.
+    let sealed = if cli.command.enters_container() && !early {
+        brig::linux::sealed_exe::ensure()
+    } else {
+        sealed
+    };
+    if let Err(e) = sealed {
+        logging::error(&format!("{e:#}"));
+        std::process::exit(1);
     }
     match dispatch(cli) {
         Ok(code) => std::process::exit(code),
@@ -404,6 +416,22 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// Whether the command line names a command that enters a container, by a
+/// look at the first word that is not an option (or a global option's
+/// value), without clap.
+fn enters_container_raw(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--root" | "--log" | "--log-format") => {
+                args.next();
+            }
+            Some(s) if s.starts_with('-') => {}
+            word => return matches!(word, Some("create" | "run" | "exec")),
+        }
+    }
+    false
 }
 
 impl Command {
@@ -558,4 +586,26 @@ fn print_json(v: &serde_json::Value) -> Result<()> {
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enters_container_raw;
+
+    fn raw(line: &str) -> bool {
+        enters_container_raw(line.split_whitespace().map(Into::into))
+    }
+
+    #[test]
+    fn the_quick_look_finds_the_command_past_global_options() {
+        assert!(raw("create -b . x"));
+        assert!(raw("--root /run/x --log-format json run -b . x"));
+        assert!(raw("--debug --log=/tmp/l exec x true"));
+        // A global option's value is not the command.
+        assert!(!raw("--root run state x"));
+        assert!(!raw("--log exec list"));
+        assert!(!raw("state run"));
+        assert!(!raw("--version"));
+        assert!(!raw(""));
+    }
 }
