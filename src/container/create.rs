@@ -140,6 +140,7 @@ fn finish(
         .and_then(|l| l.resources().as_ref());
     let cgroup = match &c.state.cgroup {
         Some(rel) => {
+            crate::logging::step("bundle loaded");
             let cg = cgroups::open(rel)?;
             match cg.create() {
                 Err(e) if o.rootless && cgroups::rootless::not_delegated(&e) => {
@@ -151,6 +152,7 @@ fn finish(
                 }
                 Err(e) => return Err(e),
                 Ok(()) => {
+                    crate::logging::step("cgroup created");
                     crate::fault::point("cgroup-created");
                     if let Some(r) = resources {
                         cg.set(r)?;
@@ -160,6 +162,7 @@ fn finish(
                     if !o.rootless {
                         cg.set_devices(device_rules)?;
                     }
+                    crate::logging::step("cgroup configured");
                     crate::fault::point("cgroup-configured");
                     Some(cg)
                 }
