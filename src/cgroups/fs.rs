@@ -25,8 +25,8 @@ impl Writer {
         Ok(Writer { path, file })
     }
 
-    pub fn write(&mut self, value: &str) -> Result<()> {
-        self.file
+    pub fn write(&self, value: &str) -> Result<()> {
+        (&self.file)
             .write_all(value.as_bytes())
             .map_err(|e| Error::Other(format!("writing {value:?} to {}: {e}", self.path.display())))
     }

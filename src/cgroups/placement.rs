@@ -15,44 +15,19 @@
 //!
 //! Anything neither covers falls back to the parent's [`Cgroup::add`].
 
+use super::fs::Writer;
 use super::Cgroup;
-use crate::error::{Error, Result};
-use std::io::Write;
+use crate::error::Result;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-
-/// A v1 `tasks` file opened by the parent, through which a child moves
-/// itself in.
-pub struct SelfJoin {
-    path: PathBuf,
-    file: std::fs::File,
-}
-
-impl SelfJoin {
-    pub fn open(dir: &Path) -> Result<SelfJoin> {
-        let path = dir.join("tasks");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-        Ok(SelfJoin { path, file })
-    }
-
-    /// Moves the calling thread in.
-    pub fn join(&self) -> Result<()> {
-        (&self.file)
-            .write_all(b"0")
-            .map_err(|e| Error::Other(format!("joining {}: {e}", self.path.display())))
-    }
-}
 
 /// What the parent prepares before the clone, and what is left to do after.
 #[derive(Default)]
 pub struct Placement {
     /// A cgroup2 directory for CLONE_INTO_CGROUP.
     pub clone_into: Option<OwnedFd>,
-    /// v1 hierarchies the child joins itself, first thing.
-    pub self_join: Vec<SelfJoin>,
+    /// The `tasks` file of each v1 hierarchy, opened here: the child joins
+    /// through them itself, first thing.
+    pub self_join: Vec<Writer>,
     /// The parent must still write the child's pid (`Cgroup::add`).
     pub parent_adds: bool,
 }
@@ -80,7 +55,7 @@ impl Placement {
         } else {
             v1_dirs
                 .iter()
-                .map(|d| SelfJoin::open(d))
+                .map(|d| Writer::open(d, "tasks"))
                 .collect::<Result<_>>()?
         };
         Ok(Placement {
@@ -90,8 +65,9 @@ impl Placement {
         })
     }
 
-    /// In the child: join what the parent left to us.
+    /// In the child: join what the parent left to us ("0" moves the
+    /// calling thread).
     pub fn join_self(&self) -> Result<()> {
-        self.self_join.iter().try_for_each(SelfJoin::join)
+        self.self_join.iter().try_for_each(|w| w.write("0"))
     }
 }

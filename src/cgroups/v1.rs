@@ -357,10 +357,10 @@ impl Cgroup for V1 {
         }
         let dir = self.dir("devices")?;
         // One open file per direction: each write(2) is one rule to the kernel.
-        let mut allow = fs::Writer::open(&dir, "devices.allow")?;
-        let mut deny = fs::Writer::open(&dir, "devices.deny")?;
+        let allow = fs::Writer::open(&dir, "devices.allow")?;
+        let deny = fs::Writer::open(&dir, "devices.deny")?;
         for r in rules {
-            let w = if r.allow { &mut allow } else { &mut deny };
+            let w = if r.allow { &allow } else { &deny };
             w.write(&r.v1_line())?;
         }
         Ok(())

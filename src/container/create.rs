@@ -140,7 +140,6 @@ fn finish(
         .and_then(|l| l.resources().as_ref());
     let cgroup = match &c.state.cgroup {
         Some(rel) => {
-            crate::logging::step("bundle loaded");
             let cg = cgroups::open(rel)?;
             match cg.create() {
                 Err(e) if o.rootless && cgroups::rootless::not_delegated(&e) => {
