@@ -16,14 +16,16 @@ pub const POINTS: &[&str] = &[
     "claim-dir",
     // The id claimed: state.json written (status creating, no pid).
     "claimed",
-    // The cgroup directories made, nothing written into them yet.
-    "cgroup-created",
-    // The cgroup's limits and device rules written.
-    "cgroup-configured",
     // The exec fifo made.
     "fifo-made",
     // Init cloned (maybe not yet in its cgroup), nothing answered yet.
     "cloned",
+    // The cgroup directories made, nothing written into them yet. Here,
+    // after the clone, unless init has a user namespace or joins
+    // namespaces by path, or brig is rootless: then before "fifo-made".
+    "cgroup-created",
+    // The cgroup's limits and device rules written.
+    "cgroup-configured",
     // Init cloned, in its cgroup, rootfs built, asking for the runtime's
     // hooks (only when the spec has prestart/createRuntime/... hooks).
     "hooks",

@@ -138,6 +138,29 @@ fn a_denied_device_cannot_be_opened() {
     assert!(denied.contains("null-ok"), "{denied}");
 }
 
+/// A limit that passes validation but that the kernel refuses (a cpu this
+/// host does not have) fails create, naming the file and the value, and
+/// leaves nothing. brig applies limits after cloning init, while init
+/// builds its rootfs, so this is also a failure with init alive: it must
+/// take init (which was born in the container's cgroup, so the cgroup could
+/// not be removed with init still in it), the cgroups and the state along.
+#[test]
+fn a_limit_the_kernel_refuses_fails_create_and_leaves_nothing() {
+    let c = Container::new("cg_bad_cpus");
+    c.edit(|cfg| {
+        cfg["linux"]["resources"]["cpu"] = json!({"cpus": "1000"});
+    });
+    let out = c.try_create(&[]);
+    assert!(!out.success(), "create with cpus 1000 succeeded: {out}");
+    if !is_runc() {
+        assert!(
+            out.err().contains("cpuset.cpus") && out.err().contains("1000"),
+            "the error should name the file and the value: {out}"
+        );
+    }
+    c.assert_gone(None);
+}
+
 #[test]
 fn update_changes_live_limits() {
     let c = Container::running("cg_update", |cfg| {

@@ -32,7 +32,17 @@ use std::path::{Path, PathBuf};
 /// A container's cgroup, in whatever layout the host has.
 pub trait Cgroup {
     /// Makes the directories (and, on v2, enables the controllers above).
-    fn create(&self) -> Result<()>;
+    fn create(&self) -> Result<()> {
+        self.create_clone_target()?;
+        self.create_rest()
+    }
+    /// Makes only the cgroup2 directory a new process can be born in
+    /// (CLONE_INTO_CGROUP), where the host has one; `create_rest` makes the
+    /// rest, which `create` can do after the clone, while init builds its
+    /// rootfs.
+    fn create_clone_target(&self) -> Result<()>;
+    /// Everything `create_clone_target` leaves out.
+    fn create_rest(&self) -> Result<()>;
     /// Moves a process in.
     fn add(&self, pid: i32) -> Result<()>;
     /// Applies linux.resources but devices (also used by `update`).

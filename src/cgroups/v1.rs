@@ -330,8 +330,12 @@ pub fn rdma_line(dev: &str, l: &oci_spec::runtime::LinuxRdma) -> String {
 }
 
 impl Cgroup for V1 {
-    fn create(&self) -> Result<()> {
-        for d in self.dirs() {
+    fn create_clone_target(&self) -> Result<()> {
+        self.unified_dir().map_or(Ok(()), |d| fs::mkdir_all(&d))
+    }
+
+    fn create_rest(&self) -> Result<()> {
+        for d in self.v1_dirs() {
             fs::mkdir_all(&d)?;
         }
         self.init_cpuset()

@@ -225,9 +225,13 @@ impl V2 {
 }
 
 impl Cgroup for V2 {
-    fn create(&self) -> Result<()> {
+    fn create_clone_target(&self) -> Result<()> {
         fs::mkdir_all(&self.dir)?;
         self.enable_controllers()
+    }
+
+    fn create_rest(&self) -> Result<()> {
+        Ok(())
     }
 
     fn add(&self, pid: i32) -> Result<()> {

@@ -138,10 +138,18 @@ fn finish(
         .linux()
         .as_ref()
         .and_then(|l| l.resources().as_ref());
+    // Rootless keeps its fallback (no cgroup of its own) on one path: all
+    // before the clone.
+    let defer = !o.rootless;
     let cgroup = match &c.state.cgroup {
         Some(rel) => {
             let cg = cgroups::open(rel)?;
-            match cg.create() {
+            let made = if defer {
+                cg.create_clone_target()
+            } else {
+                cg.create()
+            };
+            match made {
                 Err(e) if o.rootless && cgroups::rootless::not_delegated(&e) => {
                     // No cgroup of our own: fine unless a limit needs one.
                     cgroups::rootless::check_no_limits(resources, &e)?;
@@ -150,24 +158,21 @@ fn finish(
                     None
                 }
                 Err(e) => return Err(e),
+                Ok(()) if defer => Some(cg),
                 Ok(()) => {
-                    crate::logging::step("cgroup created");
-                    crate::fault::point("cgroup-created");
-                    if let Some(r) = resources {
-                        cg.set(r)?;
-                    }
-                    // A user namespace already keeps an unprivileged user
-                    // from device nodes; the device cgroup is root's to set.
-                    if !o.rootless {
-                        cg.set_devices(device_rules)?;
-                    }
-                    crate::logging::step("cgroup configured");
-                    crate::fault::point("cgroup-configured");
+                    configure_cgroup(&*cg, resources, device_rules, o)?;
                     Some(cg)
                 }
             }
         }
         None => None,
+    };
+    let cgroup_rest = || -> Result<()> {
+        if let Some(cg) = &cgroup {
+            cg.create_rest()?;
+            configure_cgroup(&**cg, resources, device_rules, o)?;
+        }
+        Ok(())
     };
     let wait = match mode {
         Mode::Create => {
@@ -200,6 +205,7 @@ fn finish(
         session_keyring: (!o.no_new_keyring).then(|| c.state.id.clone()),
         on_hooks: needs_hooks.then_some(&on_hooks as &dyn Fn(i32) -> Result<String>),
         cgroup: cgroup.as_deref(),
+        cgroup_rest: (defer && cgroup.is_some()).then_some(&cgroup_rest as &dyn Fn() -> Result<()>),
     };
     let init = process::spawn(&launch)?;
     crate::fault::point("init-ready");
@@ -226,6 +232,28 @@ fn finish(
         }
     }
     Ok(init)
+}
+
+/// Limits and device rules, into a cgroup whose directories are all made.
+fn configure_cgroup(
+    cg: &dyn cgroups::Cgroup,
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+    device_rules: &[cgroups::devices::Rule],
+    o: &Options,
+) -> Result<()> {
+    crate::logging::step("cgroup created");
+    crate::fault::point("cgroup-created");
+    if let Some(r) = resources {
+        cg.set(r)?;
+    }
+    // A user namespace already keeps an unprivileged user from device
+    // nodes; the device cgroup is root's to set.
+    if !o.rootless {
+        cg.set_devices(device_rules)?;
+    }
+    crate::logging::step("cgroup configured");
+    crate::fault::point("cgroup-configured");
+    Ok(())
 }
 
 /// What systemd-aware callers (podman) hand the runtime through its

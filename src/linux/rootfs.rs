@@ -19,6 +19,11 @@ pub struct Rootfs<'a> {
     pub in_userns: bool,
     pub cgroupns: bool,
     pub cgroup_path: Option<&'a Path>,
+    /// Waits for the container's cgroup and joins it, when that is left
+    /// to init (see cgroups::Placement): run once, before the first cgroup
+    /// mount or else after the spec's mounts, so /dev is made under the
+    /// device rules as before.
+    pub cgroup_ready: Option<&'a dyn Fn() -> Result<()>>,
 }
 
 impl Rootfs<'_> {
@@ -70,9 +75,15 @@ impl Rootfs<'_> {
             mount_label: linux.and_then(|l| l.mount_label().as_deref()),
         };
         let spec_mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
+        let mut cgroup_ready = self.cgroup_ready;
+        let mut ready = || cgroup_ready.take().map_or(Ok(()), |f| f());
         for m in spec_mounts {
+            if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
+                ready()?;
+            }
             mounter.mount_entry(m)?;
         }
+        ready()?;
         let has_proc = spec_mounts
             .iter()
             .any(|m| m.typ().as_deref() == Some("proc"));

@@ -75,7 +75,7 @@ pub fn enter(e: &Enter) -> Result<Entered> {
         setns(e.init, first)?;
     }
     let (parent, child) = sync::pair()?;
-    let place = Placement::plan(e.cgroup, true)?;
+    let place = Placement::plan(e.cgroup, true, false)?;
     let into = place.clone_into.as_ref().map(|fd| fd.as_raw_fd());
     match fork_with(0, into)? {
         Forked::Child => {

@@ -56,7 +56,7 @@ fn reset_signals() {
 fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
     let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
     // The parent sends this right after clone, before anything else.
-    if plan.late_cgroupns && place.parent_adds {
+    if plan.late_cgroupns && place.parent_adds && !place.deferred {
         match ch.recv()? {
             Some(Msg::Joined) => {}
             other => {
@@ -82,9 +82,8 @@ fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
-    if plan.late_cgroupns {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-            .sys(|| "unshare cgroup namespace".into())?;
+    if plan.late_cgroupns && !place.deferred {
+        unshare_cgroupns()?;
     }
     if needs_extra_fork(plan) {
         match super::clone::fork_with(0, None)? {
@@ -95,6 +94,36 @@ fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()
             }
             super::clone::Forked::Child => {}
         }
+    }
+    Ok(())
+}
+
+fn unshare_cgroupns() -> Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).sys(|| "unshare cgroup namespace".into())
+}
+
+/// With a deferred placement: waits until the parent has made and
+/// configured the container's cgroup, then joins it (and only then makes a
+/// cgroup namespace, which is rooted wherever init is).
+fn join_deferred_cgroup(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
+    match ch.recv()? {
+        Some(Msg::CgroupReady) => {}
+        // The parent failed, killed us, and says why itself.
+        None => {
+            return Err(Error::Init(
+                "create gave up before the cgroup was ready".into(),
+            ))
+        }
+        other => {
+            return Err(Error::Init(format!(
+                "waiting for the cgroup, got {other:?}"
+            )))
+        }
+    }
+    place.join_later()?;
+    logging::step("init: in its cgroup");
+    if plan.late_cgroupns {
+        unshare_cgroupns()?;
     }
     Ok(())
 }
@@ -268,6 +297,7 @@ fn run(
     // A user namespace of the container's own, or the one brig already
     // runs in (under rootless podman): either way no device nodes.
     let in_userns = plan.has(LinuxNamespaceType::User) || crate::linux::idmap::in_user_namespace();
+    let join_cgroup = || join_deferred_cgroup(plan, place, ch);
     rootfs::Rootfs {
         spec,
         rootfs: &l.bundle.rootfs,
@@ -275,6 +305,9 @@ fn run(
         in_userns,
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
         cgroup_path: l.cgroup.map(|c| c.path()),
+        cgroup_ready: place
+            .deferred
+            .then_some(&join_cgroup as &dyn Fn() -> Result<()>),
     }
     .prepare()?;
     logging::step("init: rootfs prepared");

@@ -37,9 +37,14 @@ pub struct Launch<'a> {
     /// before pivot_root: runs the runtime-side hooks and returns the state
     /// JSON that the container-side hooks will read. None: no hooks at all.
     pub on_hooks: Option<&'a dyn Fn(i32) -> Result<String>>,
-    /// The container's cgroup, created and configured; init is placed in it
-    /// before it can run anything of the user's.
+    /// The container's cgroup; init is placed in it before it can run
+    /// anything of the user's.
     pub cgroup: Option<&'a dyn Cgroup>,
+    /// When set, only `create_clone_target` has run: this makes and
+    /// configures the rest. Called after the clone, while init builds its
+    /// rootfs, where init can join by itself (no user namespace, nothing
+    /// joined by path); otherwise before.
+    pub cgroup_rest: Option<&'a dyn Fn() -> Result<()>>,
 }
 
 /// The namespaces of the spec, split into those to create and those to join.
@@ -105,20 +110,28 @@ pub struct Spawned {
 
 pub fn spawn(l: &Launch) -> Result<Spawned> {
     let mut plan = NsPlan::from_spec(l.bundle)?;
-    // CLONE_INTO_CGROUP places only the child we clone; after a setns, init
-    // forks again.
-    let place = Placement::plan(l.cgroup, !plan.needs_setns())?;
-    // A cgroup namespace is rooted wherever init is when it is made: made at
-    // clone time only when the clone already put init in all its cgroups.
-    plan.late_cgroupns = l.cgroup.is_some()
-        && plan.new.contains(CloneFlags::CLONE_NEWCGROUP)
-        && (place.clone_into.is_none() || !place.self_join.is_empty());
     if !plan.has(LinuxNamespaceType::Mount) {
         return Err(Error::Config {
             path: l.bundle.dir.join("config.json"),
             msg: "brig needs a mount namespace (linux.namespaces has no \"mount\")".into(),
         });
     }
+    let deferred = l.cgroup_rest.is_some()
+        && !plan.needs_setns()
+        && !plan.new.contains(CloneFlags::CLONE_NEWUSER);
+    if let (Some(rest), false) = (l.cgroup_rest, deferred) {
+        rest()?;
+    }
+    // CLONE_INTO_CGROUP places only the child we clone; after a setns, init
+    // forks again.
+    let place = Placement::plan(l.cgroup, !plan.needs_setns(), deferred)?;
+    // A cgroup namespace is rooted wherever init is when it is made: made at
+    // clone time only when the clone already put init in all its cgroups.
+    plan.late_cgroupns = l.cgroup.is_some()
+        && plan.new.contains(CloneFlags::CLONE_NEWCGROUP)
+        && (place.clone_into.is_none()
+            || !place.self_join.is_empty()
+            || !place.join_later.is_empty());
     let (parent, child) = sync::pair()?;
     let flags = if plan.needs_setns() {
         CloneFlags::empty()
@@ -136,24 +149,38 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
         Forked::Parent(pid) => {
             drop(child);
             crate::fault::point("cloned");
-            if place.parent_adds {
-                if let Some(cg) = l.cgroup {
-                    let joined = cg.add(pid).and_then(|_| {
-                        if plan.late_cgroupns {
-                            parent.send(&Msg::Joined)?;
+            let placed = match (l.cgroup, l.cgroup_rest) {
+                (Some(cg), Some(rest)) if place.deferred => rest()
+                    .and_then(|_| {
+                        if place.parent_adds {
+                            cg.add(pid)
+                        } else {
+                            Ok(())
                         }
-                        Ok(())
-                    });
-                    if let Err(e) = joined {
-                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
-                        return Err(e);
+                    })
+                    .map(|_| {
+                        // A child that failed meanwhile has closed its end;
+                        // drive() reads why.
+                        let _ = parent.send(&Msg::CgroupReady);
+                    }),
+                (Some(cg), _) if place.parent_adds => cg.add(pid).and_then(|_| {
+                    if plan.late_cgroupns {
+                        parent.send(&Msg::Joined)?;
                     }
-                }
+                    Ok(())
+                }),
+                _ => Ok(()),
+            };
+            if let Err(e) = placed {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                return Err(e);
+            }
+            if !place.deferred {
+                crate::logging::step("init in its cgroup");
             }
             // The child's copies are the ones in use.
             drop(place);
-            crate::logging::step("init in its cgroup");
             drive(l, &plan, pid, parent)
         }
     }

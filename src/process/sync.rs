@@ -5,7 +5,8 @@
 //! an extra fork), `Hooks` (rootfs built: run the runtime's hooks), `Ready`
 //! (set up, waiting for start), `Error`.
 //! parent -> init: `MapsDone`, `HooksDone` (with the state JSON the
-//! container's own hooks read), `Start` (run's shortcut past the exec fifo).
+//! container's own hooks read), `Start` (run's shortcut past the exec fifo),
+//! `Joined` and `CgroupReady` (see each).
 
 use crate::error::{Error, Result, SysContext};
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
@@ -23,6 +24,9 @@ pub enum Msg {
     HooksDone(String),
     /// parent -> init: you are in the container's cgroup now.
     Joined,
+    /// parent -> init: the container's cgroup, made and configured after
+    /// the clone, is there to join.
+    CgroupReady,
     /// parent -> init: your pid is recorded; you may outlive me (and init's
     /// answer: I no longer die with you).
     Saved,
@@ -43,6 +47,7 @@ impl Msg {
             Msg::HooksDone(s) => (8, s.as_bytes()[..s.len().min(MAX - 1)].to_vec()),
             Msg::Joined => (9, vec![]),
             Msg::Saved => (10, vec![]),
+            Msg::CgroupReady => (11, vec![]),
         };
         let mut v = Vec::with_capacity(body.len() + 1);
         v.push(tag);
@@ -63,6 +68,7 @@ impl Msg {
             8 => Msg::HooksDone(String::from_utf8_lossy(body).into_owned()),
             9 => Msg::Joined,
             10 => Msg::Saved,
+            11 => Msg::CgroupReady,
             _ => return None,
         })
     }
@@ -133,6 +139,7 @@ mod tests {
             Msg::Hooks,
             Msg::Joined,
             Msg::Saved,
+            Msg::CgroupReady,
             Msg::HooksDone("{\"id\":\"x\"}".into()),
         ] {
             a.send(&m).unwrap();
