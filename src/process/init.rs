@@ -71,6 +71,8 @@ fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()
             j.enter()?;
         }
         nix::sched::unshare(plan.clone_flags()).sys(|| "unshare namespaces".into())?;
+    } else if !plan.unshared.is_empty() {
+        nix::sched::unshare(plan.unshared).sys(|| "unshare namespaces".into())?;
     }
     if new_user {
         ch.send(&Msg::MapsNeeded)?;
