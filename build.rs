@@ -11,6 +11,11 @@ fn main() {
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/brig.order");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-changed=build.rs");
+    // brig starts at src/linux/early_reexec.rs's brig_entry, which then
+    // jumps to the C library's _start.
+    if std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu") {
+        println!("cargo:rustc-link-arg-bin=brig=-Wl,--entry=brig_entry");
+    }
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
     if release && order.exists() && links_with_lld() {
         println!(

@@ -385,8 +385,9 @@ impl UpdateArgs {
 fn main() {
     // Before anything else, clap included (its parse is much of a start-up,
     // and the first image's work is thrown away): this may execute brig
-    // afresh. The error waits until the log is set up.
-    let early = enters_container_raw(std::env::args_os().skip(1));
+    // afresh. brig_entry usually has, before the C library started; this is
+    // where what it left goes on. The error waits until the log is set up.
+    let early = quick_look();
     let sealed = if early {
         brig::linux::sealed_exe::ensure()
     } else {
@@ -418,19 +419,14 @@ fn main() {
     }
 }
 
-/// Whether the command line names a command that enters a container, by a
-/// look at the first word that is not an option (or a global option's
-/// value), without clap.
-fn enters_container_raw(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
-    while let Some(a) = args.next() {
-        match a.to_str() {
-            Some("--root" | "--log" | "--log-format") => {
-                args.next();
-            }
-            Some(s) if s.starts_with('-') => {}
-            word => return matches!(word, Some("create" | "run" | "exec")),
-        }
-    }
+/// What brig_entry's look at argv found: create, run or exec.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn quick_look() -> bool {
+    brig::linux::early_reexec::argv_enters_container()
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn quick_look() -> bool {
     false
 }
 
@@ -586,26 +582,4 @@ fn print_json(v: &serde_json::Value) -> Result<()> {
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::enters_container_raw;
-
-    fn raw(line: &str) -> bool {
-        enters_container_raw(line.split_whitespace().map(Into::into))
-    }
-
-    #[test]
-    fn the_quick_look_finds_the_command_past_global_options() {
-        assert!(raw("create -b . x"));
-        assert!(raw("--root /run/x --log-format json run -b . x"));
-        assert!(raw("--debug --log=/tmp/l exec x true"));
-        // A global option's value is not the command.
-        assert!(!raw("--root run state x"));
-        assert!(!raw("--log exec list"));
-        assert!(!raw("state run"));
-        assert!(!raw("--version"));
-        assert!(!raw(""));
-    }
 }

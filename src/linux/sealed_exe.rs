@@ -25,7 +25,7 @@ use std::os::unix::ffi::OsStringExt;
 const SELF_EXE: &str = "/proc/self/exe";
 /// Set on the re-executed process so that a kernel which does not report the
 /// protection back cannot make brig execute itself forever.
-const MARKER: &str = "_BRIG_SEALED_EXE";
+pub(crate) const MARKER: &str = "_BRIG_SEALED_EXE";
 
 /// `memfd` skips the read-only bind and always runs from a sealed copy.
 pub const STRATEGY: &str = "BRIG_SEALED_EXE";
