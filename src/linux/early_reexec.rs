@@ -24,6 +24,8 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::mounts::MountAttr;
+
 /// What [`preflight`]'s look at argv found (create, run or exec).
 static ENTERS_CONTAINER: AtomicBool = AtomicBool::new(false);
 
@@ -75,14 +77,6 @@ const F_SEAL_WRITE: isize = 8;
 const ST_RDONLY: i64 = 1;
 const MOUNT_ATTR_RDONLY: u64 = 1;
 const MOUNT_ATTR_NODEV: u64 = 4;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
 
 /// The kernel's struct statfs on x86_64.
 #[repr(C)]

@@ -368,14 +368,16 @@ impl Mounter<'_> {
 
 /// mount_setattr(2) with AT_RECURSIVE: ro/nosuid/nodev/noexec on a mount
 /// and everything below it.
+/// The kernel's struct mount_attr, for mount_setattr(2).
+#[repr(C)]
+pub(crate) struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
 pub(crate) fn set_mount_attr(target: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     let mut set = 0u64;
     for (ms, attr) in [
         (MsFlags::MS_RDONLY, 0x1),
