@@ -110,12 +110,10 @@ fn unshare_cgroupns() -> Result<()> {
 fn join_deferred_cgroup(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
     match ch.recv()? {
         Some(Msg::CgroupReady) => {}
-        // The parent failed, killed us, and says why itself.
-        None => {
-            return Err(Error::Init(
-                "create gave up before the cgroup was ready".into(),
-            ))
-        }
+        // The parent gave up (or was killed, and our death signal is on its
+        // way); a line from here would only add noise to its own.
+        // SAFETY: _exit skips the parent's destructors and atexit work.
+        None => unsafe { libc::_exit(1) },
         other => {
             return Err(Error::Init(format!(
                 "waiting for the cgroup, got {other:?}"
