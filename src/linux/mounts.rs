@@ -366,8 +366,6 @@ impl Mounter<'_> {
     }
 }
 
-/// mount_setattr(2) with AT_RECURSIVE: ro/nosuid/nodev/noexec on a mount
-/// and everything below it.
 /// The kernel's struct mount_attr, for mount_setattr(2).
 #[repr(C)]
 pub(crate) struct MountAttr {
@@ -377,6 +375,8 @@ pub(crate) struct MountAttr {
     pub userns_fd: u64,
 }
 
+/// mount_setattr(2) with AT_RECURSIVE: ro/nosuid/nodev/noexec on a mount
+/// and everything below it.
 pub(crate) fn set_mount_attr(target: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
     let mut set = 0u64;
     for (ms, attr) in [
