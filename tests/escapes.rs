@@ -124,6 +124,32 @@ fn cve_2019_5736_shebang_proc_self_exe_cannot_overwrite_the_runtime() {
     assert!(is_runc() || result.starts_with("got /\n"), "{result}");
 }
 
+/// brig's ELF entry point must be brig_entry (src/linux/early_reexec.rs),
+/// which does the re-exec above before the C library starts. The linker
+/// keeps that stub only while Rust code reaches the module; without it,
+/// `--entry` names a missing symbol and the entry silently becomes 0.
+#[test]
+fn brig_starts_at_its_early_reexec_entry() {
+    if is_runc() {
+        eprintln!("NOTE: brig's own entry point; nothing to check for runc");
+        return;
+    }
+    let bin = runtime_path();
+    let head = fs::read(&bin).expect("read the runtime binary");
+    let entry = u64::from_le_bytes(head[24..32].try_into().expect("an ELF header"));
+    let nm = exec(Command::new("nm").arg(&bin));
+    let symbol = nm
+        .ok()
+        .lines()
+        .find(|l| l.ends_with(" brig_entry"))
+        .and_then(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok());
+    assert_eq!(
+        Some(entry),
+        symbol,
+        "the entry point {entry:#x} is not brig_entry ({symbol:?})"
+    );
+}
+
 /// The same attack with brig told to run from a sealed memfd copy instead.
 #[test]
 fn cve_2019_5736_shebang_attack_meets_a_sealed_memfd() {

@@ -419,7 +419,9 @@ fn main() {
     }
 }
 
-/// What brig_entry's look at argv found: create, run or exec.
+/// What brig_entry's look at argv found: create, run or exec. This call is
+/// also what links early_reexec, and with it the entry point, into brig
+/// (`tests/escapes.rs::brig_starts_at_its_early_reexec_entry` checks).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn quick_look() -> bool {
     brig::linux::early_reexec::argv_enters_container()
