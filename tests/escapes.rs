@@ -612,3 +612,110 @@ fn sysctl_refuses_a_fake_proc() {
     assert_eq!(written, "fake\n", "the sysctl went into the rootfs: {out}");
     assert!(!out.success(), "a sysctl without procfs succeeded: {out}");
 }
+
+// ---- issue 15: mount destinations through a symlink onto procfs/sysfs ----
+
+/// A mount at `/evil`, where the rootfs makes `/evil` a symlink to
+/// `target`: it would land on the container's procfs or sysfs, under paths
+/// that readonlyPaths and maskedPaths think they protect. The runtime must
+/// refuse it, say which destination and why, and leave nothing behind.
+fn symlinked_destination_is_refused(
+    name: &str,
+    target: &str,
+    fs_name: &str,
+    mount: impl FnOnce(&Container) -> Value,
+) {
+    let c = Container::new(name);
+    symlink(target, c.rootfs().join("evil")).expect("symlink evil");
+    let mount = mount(&c);
+    c.edit(|cfg| {
+        add_mount(cfg, mount);
+        set_sh(cfg, &format!("stat -f -c %T {target}"));
+    });
+    let out = c.run(&[]);
+    if is_runc() {
+        if out.success() {
+            eprintln!(
+                "NOTE: runc 1.1.5 mounts through /evil onto {target} (stat -f: {}); only checked for brig",
+                out.stdout.trim()
+            );
+        }
+        return;
+    }
+    let line = out.err();
+    assert!(
+        line.contains("/evil") && line.contains(fs_name) && line.contains("symlink"),
+        "the error should name /evil, {fs_name} and the symlink: {out}"
+    );
+    c.assert_gone(None);
+}
+
+fn tmpfs_at(destination: &str) -> Value {
+    json!({"destination": destination, "type": "tmpfs", "source": "tmpfs",
+           "options": ["nosuid", "nodev", "mode=755"]})
+}
+
+#[test]
+fn mount_destination_through_a_symlink_onto_procfs_is_refused() {
+    symlinked_destination_is_refused("esc_dest_proc", "/proc/sys/kernel", "procfs", |_| {
+        tmpfs_at("/evil")
+    });
+}
+
+#[test]
+fn mount_destination_through_a_symlink_onto_sysfs_is_refused() {
+    symlinked_destination_is_refused("esc_dest_sys", "/sys/kernel", "sysfs", |_| {
+        tmpfs_at("/evil")
+    });
+}
+
+/// A file bind takes another path to its destination (created as a file,
+/// not a directory): it is refused all the same.
+#[test]
+fn mount_destination_of_a_file_bind_through_a_symlink_onto_procfs_is_refused() {
+    symlinked_destination_is_refused(
+        "esc_dest_file",
+        "/proc/sys/kernel/domainname",
+        "procfs",
+        |c| {
+            let source = c.host_dir("source").join("file");
+            fs::write(&source, "from the host\n").expect("write bind source");
+            bind(&source, "/evil", &["bind"])
+        },
+    );
+}
+
+/// Destinations the spec names under /proc and /sys itself still work: a
+/// tmpfs over a procfs and a sysfs directory, and an lxcfs-style bind over
+/// /proc/cpuinfo (and the default cgroup mount at /sys/fs/cgroup).
+#[test]
+fn mount_destinations_named_under_proc_and_sys_still_work() {
+    let c = Container::new("esc_dest_literal");
+    let cpuinfo = c.host_dir("lxcfs").join("cpuinfo");
+    fs::write(&cpuinfo, "processor : fake\n").expect("write fake cpuinfo");
+    c.edit(|cfg| {
+        // Unmasked, so that the container sees the tmpfs itself.
+        cfg["linux"]["maskedPaths"] = json!([]);
+        add_mount(cfg, tmpfs_at("/proc/acpi"));
+        add_mount(cfg, tmpfs_at("/sys/firmware"));
+        add_mount(cfg, bind(&cpuinfo, "/proc/cpuinfo", &["bind", "ro"]));
+        set_sh(
+            cfg,
+            "stat -f -c %T /proc/acpi /sys/firmware /sys/fs/cgroup; cat /proc/cpuinfo",
+        );
+    });
+    let out = c.run(&[]);
+    let cgroupfs = if host_mounts()
+        .iter()
+        .any(|m| m.target == "/sys/fs/cgroup" && m.fstype == "cgroup2")
+    {
+        "cgroup2fs"
+    } else {
+        "tmpfs"
+    };
+    assert_eq!(
+        out.ok(),
+        format!("tmpfs\ntmpfs\n{cgroupfs}\nprocessor : fake\n"),
+        "{out}"
+    );
+}

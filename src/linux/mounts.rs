@@ -162,6 +162,42 @@ impl Mounter<'_> {
         m.destination()
     }
 
+    /// Resolves `dest` to a directory to mount on (made if missing).
+    fn target_dir(&self, dest: &Path) -> Result<OwnedFd> {
+        let target = paths::mkdir_all_in_root(self.root, dest, 0o755)?;
+        self.refuse_symlink_onto_pseudo_fs(dest, &target)?;
+        Ok(target)
+    }
+
+    /// A symlink in the rootfs can lead a destination onto the container's
+    /// procfs or sysfs, below the paths that readonlyPaths and maskedPaths
+    /// protect later (a tmpfs at /evil -> /proc/sys/kernel stays writable
+    /// under a read-only /proc/sys). Those filesystems take only mounts the
+    /// spec names there itself, as runc 1.2 and later allow: the destination
+    /// must reach the same object without following any symlink. Only the
+    /// statfs is paid by mounts elsewhere.
+    fn refuse_symlink_onto_pseudo_fs(&self, dest: &Path, target: &OwnedFd) -> Result<()> {
+        use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
+        let fs_type = fstatfs(target)
+            .sys(|| format!("statfs of mount destination {}", dest.display()))?
+            .filesystem_type();
+        let (fs, top) = if fs_type == PROC_SUPER_MAGIC {
+            ("procfs", "/proc")
+        } else if fs_type == SYSFS_MAGIC {
+            ("sysfs", "/sys")
+        } else {
+            return Ok(());
+        };
+        let named = paths::handle_in_root_no_symlinks(self.root, dest);
+        if named.is_ok_and(|n| same_object(&n, target)) {
+            return Ok(());
+        }
+        Err(Error::Other(format!(
+            "mount destination {} resolves through a symlink onto {fs}; name the path under {top} itself",
+            dest.display()
+        )))
+    }
+
     /// Re-resolves the destination, now naming the mount just placed there.
     fn reopen_dest(&self, m: &Mount) -> Result<OwnedFd> {
         paths::handle_in_root(self.root, self.dest(m)).map_err(|e| Self::err(m, e))
@@ -179,9 +215,11 @@ impl Mounter<'_> {
         };
         let meta = std::fs::metadata(&src).map_err(|e| Self::err(m, e))?;
         let target = if meta.is_dir() {
-            paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?
+            self.target_dir(self.dest(m))?
         } else {
-            paths::create_file_in_root(self.root, self.dest(m))?
+            let file = paths::create_file_in_root(self.root, self.dest(m))?;
+            self.refuse_symlink_onto_pseudo_fs(self.dest(m), &file)?;
+            file
         };
         let bind = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
         mount(
@@ -201,7 +239,7 @@ impl Mounter<'_> {
     }
 
     fn filesystem(&self, m: &Mount, typ: &str, opts: &Options) -> Result<()> {
-        let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
+        let target = self.target_dir(self.dest(m))?;
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         let mut data = opts.data.join(",");
         if let Some(label) = self.mount_label.filter(|_| takes_context(typ)) {
@@ -256,7 +294,7 @@ impl Mounter<'_> {
     /// cgroup mounts mirror the host's layout: cgroup2 alone, or a tmpfs of
     /// v1 hierarchies (plus `unified` on a hybrid host).
     fn cgroup(&self, m: &Mount, opts: &Options) -> Result<()> {
-        let target = paths::mkdir_all_in_root(self.root, self.dest(m), 0o755)?;
+        let target = self.target_dir(self.dest(m))?;
         let host = self.host_mounts;
         // Our own cgroups matter only when brig does not manage the container's.
         let own = match self.cgroup_path {
@@ -268,7 +306,7 @@ impl Mounter<'_> {
             .iter()
             .find(|i| i.mount_point == Path::new("/sys/fs/cgroup") && i.fs_type == "cgroup2");
         if let Some(h) = v2_only {
-            self.hierarchy(m, self.dest(m), h, &own, flags)?;
+            self.hierarchy(m, &target, h, &own, flags)?;
             return self.cgroup_flags(m, flags, &[self.dest(m).to_path_buf()]);
         }
         let rw = flags - MsFlags::MS_RDONLY;
@@ -291,7 +329,8 @@ impl Mounter<'_> {
                 continue;
             };
             let dest = self.dest(m).join(name);
-            self.hierarchy(m, &dest, h, &own, flags)?;
+            let dir = self.target_dir(&dest)?;
+            self.hierarchy(m, &dir, h, &own, flags)?;
             binds.push(dest);
         }
         self.cgroup_flags(m, flags, &binds)
@@ -303,13 +342,12 @@ impl Mounter<'_> {
     fn hierarchy(
         &self,
         m: &Mount,
-        dest: &Path,
+        dir: &OwnedFd,
         h: &mountinfo::MountInfo,
         own: &str,
         flags: MsFlags,
     ) -> Result<()> {
-        let dir = paths::mkdir_all_in_root(self.root, dest, 0o755)?;
-        let dpath = fd_path(&dir);
+        let dpath = fd_path(dir);
         if self.cgroupns {
             let data = cgroup::v1_options(&h.super_options);
             let data = (h.fs_type == "cgroup").then_some(data.as_str());
@@ -363,6 +401,15 @@ impl Mounter<'_> {
             .map_err(|e| Self::err(m, e))?;
         }
         Ok(())
+    }
+}
+
+/// Whether two handles name the same file.
+fn same_object(a: &OwnedFd, b: &OwnedFd) -> bool {
+    use nix::sys::stat::fstat;
+    match (fstat(a), fstat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
     }
 }
 

@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 
 #[repr(C)]
@@ -36,6 +37,17 @@ fn cstr(path: &Path) -> Result<CString> {
 
 /// openat2 with RESOLVE_IN_ROOT: `path` is looked up with `root` as `/`.
 pub fn open_in_root(root: BorrowedFd, path: &Path, flags: i32) -> nix::Result<OwnedFd> {
+    openat2_in_root(root, path, flags, 0)
+}
+
+/// An O_PATH handle on `path` inside the root, reached without following
+/// any symlink (ELOOP if one is on the way): the object the path names
+/// itself, rather than where a symlink in the rootfs points.
+pub fn handle_in_root_no_symlinks(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
+    openat2_in_root(root, path, libc::O_PATH, RESOLVE_NO_SYMLINKS)
+}
+
+fn openat2_in_root(root: BorrowedFd, path: &Path, flags: i32, also: u64) -> nix::Result<OwnedFd> {
     let rel = relative(path);
     let rel = if rel.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -46,7 +58,7 @@ pub fn open_in_root(root: BorrowedFd, path: &Path, flags: i32) -> nix::Result<Ow
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | also,
     };
     loop {
         // SAFETY: openat2 reads a valid C string and a correctly sized open_how.
