@@ -21,6 +21,16 @@ struct Config {
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
+/// Set in a process that has entered a container's mount namespace: the
+/// log's path would name a file in the container's root there.
+static FILE_DETACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on this process writes no log file (its errors reach the
+/// parent over the sync channel, which logs them).
+pub fn detach_file() {
+    FILE_DETACHED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
     let _ = CONFIG.set(Config {
         file,
@@ -42,6 +52,9 @@ fn line(level: &str, msg: &str, format: Format) -> String {
 
 fn write(level: &str, msg: &str) {
     let Some(c) = CONFIG.get() else { return };
+    if FILE_DETACHED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     if let Some(path) = &c.file {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)

@@ -19,6 +19,14 @@
 //! brig-probe signal-wait
 //!     catch every catchable signal, print "ready", and on the first signal
 //!     print {"signal":N} and exit 0
+//! brig-probe hunt-fds --out FILE --ready FILE --until FILE
+//!     as an attacker inside the container would: sweep every /proc/PID/fd
+//!     of the pid namespace (but its own) again and again until FILE
+//!     --until exists (at most 120 s), making --ready after the first
+//!     sweep; then write to --out one JSON line per distinct fd seen (pid,
+//!     comm, fd, link target, kind, and whether the same object is
+//!     reachable at that path from inside) and a last line with the sweep
+//!     count and the pids whose fd tables were listed and refused
 //! ```
 
 use serde_json::{json, Map, Value};
@@ -38,8 +46,9 @@ fn main() {
         Some("report") => report(rest),
         Some("hook") => hook(rest),
         Some("signal-wait") => signal_wait(),
+        Some("hunt-fds") => hunt_fds(rest),
         _ => {
-            eprintln!("usage: brig-probe report|hook|signal-wait ... (see the source)");
+            eprintln!("usage: brig-probe report|hook|signal-wait|hunt-fds ... (see the source)");
             2
         }
     };
@@ -645,4 +654,151 @@ fn base_report() -> Value {
         "fds": fds(),
         "cgroup": read("/proc/self/cgroup"),
     })
+}
+
+/// One fd as the hunter saw it; `inside` is whether the link target, looked
+/// up from inside the container, is that very object (then holding it gives
+/// nothing the container does not have anyway).
+#[derive(PartialEq, Eq, Hash, PartialOrd, Ord, Clone)]
+struct SeenFd {
+    pid: i32,
+    comm: String,
+    fd: i32,
+    target: String,
+    kind: &'static str,
+    inside: bool,
+}
+
+fn dev_ino(md: &fs::Metadata) -> (u64, u64) {
+    (md.dev(), md.ino())
+}
+
+/// What one hunt has found so far.
+#[derive(Default)]
+struct Found {
+    fds: std::collections::BTreeSet<SeenFd>,
+    /// Processes whose fd table was listed.
+    pids: std::collections::BTreeSet<i32>,
+    /// Processes whose fd table or links were refused to the hunter
+    /// (EACCES), or listed empty: how the kernel answers a reader that may
+    /// not ptrace the process.
+    refused: std::collections::BTreeSet<i32>,
+}
+
+/// One pass over every other process's fd table.
+fn sweep(me: i32, found: &mut Found) {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let fd_dir = format!("/proc/{pid}/fd");
+        let entries: Vec<fs::DirEntry> = match fs::read_dir(&fd_dir) {
+            Ok(d) => d.flatten().collect(),
+            Err(err) => {
+                if err.raw_os_error() == Some(libc::EACCES) {
+                    found.refused.insert(pid);
+                }
+                continue;
+            }
+        };
+        if entries.is_empty() {
+            found.refused.insert(pid);
+            continue;
+        }
+        found.pids.insert(pid);
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        for fd in entries {
+            let Some(n) = fd.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let link = format!("{fd_dir}/{n}");
+            // The fd may be closed and its number reused between the calls:
+            // keep what two stats agree on.
+            let before = match fs::metadata(&link) {
+                Ok(md) => md,
+                Err(err) => {
+                    if err.raw_os_error() == Some(libc::EACCES) {
+                        found.refused.insert(pid);
+                    }
+                    continue;
+                }
+            };
+            let target = match fs::read_link(&link) {
+                Ok(t) => t,
+                Err(err) => {
+                    if err.raw_os_error() == Some(libc::EACCES) {
+                        found.refused.insert(pid);
+                    }
+                    continue;
+                }
+            };
+            let target = target.to_string_lossy().into_owned();
+            // stat follows the magic link to the object the fd holds.
+            let Ok(md) = fs::metadata(&link) else {
+                continue;
+            };
+            if dev_ino(&md) != dev_ino(&before) {
+                continue;
+            }
+            let inside = target.starts_with('/')
+                && fs::metadata(&target).is_ok_and(|m| dev_ino(&m) == dev_ino(&md));
+            found.fds.insert(SeenFd {
+                pid,
+                comm: comm.clone(),
+                fd: n,
+                target,
+                kind: kind(md.file_type()),
+                inside,
+            });
+        }
+    }
+}
+
+fn hunt_fds(args: &[String]) -> i32 {
+    let opts = Opts::parse(args);
+    let (Some(out), Some(ready), Some(until)) =
+        (opts.one("out"), opts.one("ready"), opts.one("until"))
+    else {
+        eprintln!("hunt-fds needs --out, --ready and --until");
+        return 2;
+    };
+    let me = std::process::id() as i32;
+    let mut found = Found::default();
+    let mut sweeps = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !Path::new(until).exists() && Instant::now() < deadline {
+        sweep(me, &mut found);
+        sweeps += 1;
+        if sweeps == 1 && fs::write(ready, "").is_err() {
+            eprintln!("hunt-fds: cannot write {ready}");
+            return 1;
+        }
+    }
+    let mut text = String::new();
+    for s in &found.fds {
+        text += &json!({
+            "pid": s.pid, "comm": s.comm, "fd": s.fd, "target": s.target,
+            "kind": s.kind, "inside": s.inside,
+        })
+        .to_string();
+        text.push('\n');
+    }
+    text += &json!({"sweeps": sweeps, "pids": found.pids, "refused": found.refused}).to_string();
+    text.push('\n');
+    match fs::write(out, text) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("hunt-fds: writing {out}: {e}");
+            1
+        }
+    }
 }

@@ -41,33 +41,61 @@ pub fn check(
     Ok(())
 }
 
-/// Arms the profile/label for the next execve. Written through the
-/// procfs init opened before pivot_root, so the container's /proc (which may
-/// be missing or fake) plays no part.
-pub fn arm_exec(
-    proc_self_attr: &std::fs::File,
+/// The attr files to write for the next execve, opened while a procfs of
+/// the process's own is reachable (the host's before pivot_root, or the
+/// container's, verified). Each is a file of this process: it can be
+/// written only by the process itself and leads nowhere else, unlike the
+/// attr directory (whose `..` walks the host's procfs).
+pub struct ExecAttrs {
+    files: Vec<(std::fs::File, String, String)>,
+}
+
+/// Opens `PID/attr/...` under `proc` (a procfs root) for the labels asked
+/// for; None when there are none.
+pub fn open_exec_attrs(
+    proc: std::os::fd::BorrowedFd,
     apparmor: Option<&str>,
     selinux: Option<&str>,
-) -> Result<()> {
-    use std::io::Write;
-    use std::os::fd::AsFd;
-    let write = |rel: &str, text: String| -> Result<()> {
+) -> Result<Option<ExecAttrs>> {
+    let pid = nix::unistd::getpid();
+    let mut files = Vec::new();
+    let wanted = [
+        (apparmor.filter(|p| !p.is_empty()), "apparmor/exec", "exec "),
+        (selinux.filter(|l| !l.is_empty()), "exec", ""),
+    ];
+    for (value, rel, prefix) in wanted {
+        let Some(value) = value else { continue };
+        let path = format!("{pid}/attr/{rel}");
         let fd = nix::fcntl::openat(
-            proc_self_attr.as_fd(),
-            rel,
+            proc,
+            path.as_str(),
             nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| Error::sys(format!("opening /proc/self/attr/{rel}"), e))?;
-        std::fs::File::from(fd)
-            .write_all(text.as_bytes())
-            .map_err(|e| Error::io(format!("/proc/self/attr/{rel}"), e))
-    };
-    if let Some(p) = apparmor.filter(|p| !p.is_empty()) {
-        write("apparmor/exec", format!("exec {p}"))?;
+        files.push((
+            std::fs::File::from(fd),
+            format!("/proc/self/attr/{rel}"),
+            format!("{prefix}{value}"),
+        ));
     }
-    if let Some(l) = selinux.filter(|l| !l.is_empty()) {
-        write("exec", l.to_string())?;
+    Ok((!files.is_empty()).then_some(ExecAttrs { files }))
+}
+
+impl ExecAttrs {
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.files.iter().map(|(f, _, _)| f.as_raw_fd()).collect()
     }
-    Ok(())
+
+    /// Arms the profile/label for the next execve.
+    pub fn arm(&self) -> Result<()> {
+        use std::io::Write;
+        for (file, path, text) in &self.files {
+            (&*file)
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io(path, e))?;
+        }
+        Ok(())
+    }
 }

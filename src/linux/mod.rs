@@ -4,6 +4,7 @@ pub mod capabilities;
 pub mod devices;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod early_reexec;
+pub mod fds;
 pub mod idmap;
 pub mod lsm;
 pub mod mountinfo;

@@ -5,11 +5,13 @@ use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::User;
 
 /// Whether this process may call setgroups: a user namespace whose
-/// /proc/self/setgroups says "deny" forbids it.
-fn setgroups_allowed() -> bool {
+/// /proc/self/setgroups says "deny" forbids it. None when /proc cannot
+/// tell (exec's helper is not in the pid namespace of the container's
+/// procfs).
+fn setgroups_allowed() -> Option<bool> {
     std::fs::read_to_string("/proc/self/setgroups")
+        .ok()
         .map(|s| s.trim() != "deny")
-        .unwrap_or(true)
 }
 
 pub fn switch(user: &User) -> Result<()> {
@@ -19,8 +21,15 @@ pub fn switch(user: &User) -> Result<()> {
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    if setgroups_allowed() {
-        setgroups(&gids).sys(|| format!("setgroups {:?}", user.additional_gids()))?;
+    let what = || format!("setgroups {:?}", user.additional_gids());
+    match setgroups_allowed() {
+        Some(true) => setgroups(&gids).sys(what)?,
+        Some(false) => {}
+        // Called as root of the namespace: EPERM can only mean "deny".
+        None => match setgroups(&gids) {
+            Err(nix::Error::EPERM) => {}
+            other => other.sys(what)?,
+        },
     }
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).sys(|| format!("setgid {}", user.gid()))?;

@@ -1,23 +1,32 @@
-//! `exec`'s process: born in the container's pid namespace, it joins the
-//! container's other namespaces and cgroup, then becomes the process spec.
+//! `exec`'s process: it is born inside the container, in all its
+//! namespaces and cgroups, already confined, holding nothing of the host's.
 //!
-//! The parent enters the pid namespace first (setns on a pidfd only sets
-//! where its children are born), so one clone suffices; the child joins the
-//! rest with a single setns(pidfd, flags), which the kernel applies
-//! atomically, the user namespace first.
+//! A container process allowed to ptrace (CAP_SYS_PTRACE) can open the fds
+//! of, and attach to, anything in its pid namespace. So nothing of brig's
+//! may sit there privileged or holding host fds: neither a process born in
+//! the pid namespace that then enters the rest (it would be in the host's
+//! mount namespace, with brig's fds and all of root's capabilities), nor
+//! one that confines itself there. A helper, born in the container's
+//! cgroup but in the host's pid namespace (out of the container's sight),
+//! closes every fd it does not pass on, joins the container's namespaces
+//! with one setns(pidfd, flags) (which the kernel applies atomically, the
+//! user namespace first), takes on the process's identity, capabilities
+//! and seccomp filter, and only then forks the process, which is born
+//! inside with all of it. The helper reports its pid and exits; `exec`,
+//! a child subreaper, inherits the process and waits for it.
 
-use super::clone::{fork_with, Forked};
+use super::clone::{fork_plain, fork_with, Forked};
 use super::finish;
 use super::sync::{self, Channel, Msg};
 use crate::cgroups::{Cgroup, Placement};
 use crate::error::{Error, Result, SysContext};
 use crate::linux::pidfd::Pidfd;
-use crate::linux::{procfs, terminal};
+use crate::linux::{fds, procfs, terminal};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Process;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 pub struct Enter<'a> {
     pub init: &'a Pidfd,
@@ -61,26 +70,16 @@ fn setns(pidfd: &Pidfd, flags: CloneFlags) -> Result<()> {
 }
 
 pub fn enter(e: &Enter) -> Result<Entered> {
-    let mut flags = differing(e.init_pid);
-    if flags.contains(CloneFlags::CLONE_NEWPID) {
-        // Joining a pid namespace takes CAP_SYS_ADMIN where we stand: an
-        // unprivileged user has it only inside the container's own user
-        // namespace, so the parent goes in there first (it owns it, and
-        // everything it touches afterwards is the user's own).
-        let mut first = CloneFlags::CLONE_NEWPID;
-        if flags.contains(CloneFlags::CLONE_NEWUSER) && !nix::unistd::geteuid().is_root() {
-            first |= CloneFlags::CLONE_NEWUSER;
-            flags -= CloneFlags::CLONE_NEWUSER;
-        }
-        setns(e.init, first)?;
-    }
+    let flags = differing(e.init_pid);
+    // The process is the helper's child; once the helper is gone, ours.
+    nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
     let (parent, child) = sync::pair()?;
     let place = Placement::plan(e.cgroup, true, false)?;
     let into = place.clone_into.as_ref().map(|fd| fd.as_raw_fd());
-    match fork_with(0, into)? {
+    let helper = match fork_with(0, into)? {
         Forked::Child => {
             drop(parent);
-            let err = match child_main(e, flags - CloneFlags::CLONE_NEWPID, &place, &child) {
+            let err = match helper_main(e, flags, &place, &child) {
                 Err(e) => e,
                 Ok(never) => match never {},
             };
@@ -88,51 +87,88 @@ pub fn enter(e: &Enter) -> Result<Entered> {
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(1) }
         }
-        Forked::Parent(pid) => {
-            drop(child);
-            let fail = |err: Error| {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
-                Err(err)
-            };
-            if place.parent_adds {
-                if let Some(cg) = e.cgroup {
-                    if let Err(err) = cg.add(pid) {
-                        return fail(err);
-                    }
-                }
-                if let Err(err) = parent.send(&Msg::Joined) {
-                    return fail(err);
-                }
-            }
-            drop(place);
-            match parent.recv() {
-                Ok(Some(Msg::Ready)) => Ok(Entered {
-                    pid,
-                    channel: parent,
-                }),
-                Ok(Some(Msg::Error(msg))) => fail(Error::Other(msg)),
-                Ok(other) => fail(Error::Other(format!("exec process: unexpected {other:?}"))),
-                Err(err) => fail(err),
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    let reap = |pid: i32, kill_it: bool| {
+        if kill_it {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+    };
+    // Never signal a pid already reaped: it may be someone else's by now.
+    let helper_gone = std::cell::Cell::new(false);
+    let fail = |pid: Option<i32>, err: Error| {
+        if !helper_gone.get() {
+            reap(helper, true);
+        }
+        if let Some(p) = pid {
+            reap(p, true);
+        }
+        Err(err)
+    };
+    if place.parent_adds {
+        if let Some(cg) = e.cgroup {
+            if let Err(err) = cg.add(helper) {
+                return fail(None, err);
             }
         }
+        if let Err(err) = parent.send(&Msg::Joined) {
+            return fail(None, err);
+        }
     }
+    drop(place);
+    // The helper's Pid and the process's Ready come from two processes:
+    // either may arrive first.
+    let (mut pid, mut ready) = (None, false);
+    while pid.is_none() || !ready {
+        match parent.recv() {
+            Ok(Some(Msg::Pid(p))) => {
+                reap(helper, false);
+                helper_gone.set(true);
+                pid = Some(p);
+            }
+            Ok(Some(Msg::Ready)) => ready = true,
+            Ok(Some(Msg::Error(msg))) => return fail(pid, Error::Other(msg)),
+            Ok(other) => {
+                return fail(
+                    pid,
+                    Error::Other(format!("exec process: unexpected {other:?}")),
+                )
+            }
+            Err(err) => return fail(pid, err),
+        }
+    }
+    Ok(Entered {
+        pid: pid.unwrap_or_default(),
+        channel: parent,
+    })
 }
 
-fn child_main(
+/// The first fd that is not stdio or passed on with --preserve-fds.
+fn first_own_fd(e: &Enter) -> RawFd {
+    3 + e.preserve_fds.max(0)
+}
+
+/// The helper: in the container's cgroups, then (holding only what the
+/// process needs) in its namespaces and confinement; forks the process and
+/// leaves.
+fn helper_main(
     e: &Enter,
     flags: CloneFlags,
     place: &Placement,
     ch: &Channel,
 ) -> Result<std::convert::Infallible> {
-    // Until exec, this process holds brig's binary as /proc/self/exe: no
-    // process of the container may open or trace it (CVE-2019-5736).
+    // Until exec, brig's binary is /proc/self/exe here and in the child,
+    // which inherits this: no process of the container may open it through
+    // dumpability (CVE-2019-5736).
     nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
+    // Inside the mount namespace the log's path names a container file.
+    crate::logging::detach_file();
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
     // SAFETY: restoring the default disposition of SIGPIPE, which Rust ignores.
     let _ =
         unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
-    let lsm_attr = finish::open_lsm_attr(e.process)?;
     // In the container's cgroup before its cgroup namespace is joined.
     place.join_self()?;
     if place.parent_adds {
@@ -145,22 +181,64 @@ fn child_main(
             }
         }
     }
+    // The LSM attr files of this process (the child inherits what is armed
+    // through them), through the host's procfs: the container's shows
+    // only its own pid namespace, where the helper is not.
+    let lsm = {
+        let proc = std::fs::File::open("/proc").map_err(|e| Error::io("/proc", e))?;
+        finish::open_lsm_attrs(e.process, proc.as_fd())?
+    };
+    let mut keep = vec![ch.raw()];
+    keep.extend(e.console.as_ref().map(|c| c.as_raw_fd()));
+    keep.extend(lsm.iter().flat_map(|l| l.fds()));
+    let mut entering = keep.clone();
+    entering.push(e.init.as_fd().as_raw_fd());
+    fds::close_all_except(first_own_fd(e), &entering)?;
     if !flags.is_empty() {
         setns(e.init, flags)?;
     }
+    // The pidfd led to the container's init: nothing needs it any more.
+    fds::close_all_except(first_own_fd(e), &keep)?;
     if flags.contains(CloneFlags::CLONE_NEWUSER) {
         // Root of the container's user namespace, where its maps allow it.
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
+    let mut prepared = finish::prepare(e.process, e.seccomp, lsm, e.preserve_fds)?;
+    let mut kept = vec![ch.raw()];
+    kept.extend(e.console.as_ref().map(|c| c.as_raw_fd()));
+    prepared.confine(&kept)?;
+    match fork_plain()? {
+        Forked::Child => {
+            let err = match child_main(e, ch, prepared) {
+                Err(e) => e,
+                Ok(never) => match never {},
+            };
+            let _ = ch.send(&Msg::Error(err.to_string()));
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(1) }
+        }
+        Forked::Parent(pid) => {
+            let _ = ch.send(&Msg::Pid(pid));
+            // SAFETY: the helper leaves without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+/// The process, born confined: its terminal, then exec.
+fn child_main(
+    e: &Enter,
+    ch: &Channel,
+    prepared: finish::Prepared,
+) -> Result<std::convert::Infallible> {
     if let Some(sock) = &e.console {
+        // As the process's own user, so the pty is its own.
         nix::unistd::setsid().sys(|| "setsid".into())?;
         let (master, slave) = terminal::open_pty()?;
         terminal::send_master(sock.as_raw_fd(), &master, &slave)?;
         terminal::become_controlling(&slave)?;
     }
-    let mut prepared = finish::prepare(e.process, e.seccomp, lsm_attr, e.preserve_fds)?;
-    prepared.keep_open(ch.raw());
     ch.send(&Msg::Ready)?;
     Err(finish::finish(prepared))
 }

@@ -3,9 +3,10 @@
 
 use crate::error::{Error, Result, SysContext};
 use crate::linux::pidfd::Pidfd;
+use crate::linux::procfs;
 use nix::sys::stat::Mode;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,45 +25,63 @@ pub fn make(path: &Path) -> Result<()> {
     .sys(|| format!("chmod {}", path.display()))
 }
 
-/// Handles opened by init before pivot_root, while the fifo's host path is
-/// still reachable: an O_PATH handle and the host procfs fd directory
-/// through which it is reopened for writing later.
+/// What init keeps of the fifo while it waits: an O_PATH handle, opened
+/// before pivot_root while the host path is reachable. Such a handle can be
+/// reopened but not walked: it leads nowhere else. It is reopened for
+/// writing through a procfs of the container's own pid namespace, never the
+/// host's (a host procfs directory held here would be a way out for a
+/// container process allowed to ptrace).
 pub struct InitEnd {
     fifo: OwnedFd,
-    fd_dir: OwnedFd,
+    /// A private procfs, when the spec mounts none at /proc.
+    proc: Option<OwnedFd>,
 }
 
 impl InitEnd {
-    pub fn open(path: &Path) -> Result<InitEnd> {
-        let open = |p: &Path, flags| -> Result<OwnedFd> {
-            Ok(std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(p)
-                .map_err(|e| Error::io(p, e))?
-                .into())
-        };
+    /// `container_has_proc`: the spec mounts a procfs at /proc, through
+    /// which the fifo is reopened after pivot_root; otherwise a private one
+    /// is made now.
+    pub fn open(path: &Path, container_has_proc: bool) -> Result<InitEnd> {
         use std::os::unix::fs::OpenOptionsExt;
-        let fifo = open(path, libc::O_PATH | libc::O_CLOEXEC)?;
-        let fd_dir = open(
-            Path::new("/proc/self/fd"),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )?;
-        Ok(InitEnd { fifo, fd_dir })
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?
+            .into();
+        let proc = if container_has_proc {
+            None
+        } else {
+            Some(procfs::detached()?)
+        };
+        Ok(InitEnd { fifo, proc })
+    }
+
+    /// The fds init must keep open until it execs.
+    pub fn fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.fifo.as_raw_fd()];
+        fds.extend(self.proc.as_ref().map(|p| p.as_raw_fd()));
+        fds
     }
 
     /// Blocks until `start` opens the read end, runs `before_go` (the
     /// startContainer hooks), and tells `start` how that went: "0" to go,
     /// or "1" and the error, which `start` reports as its own.
     pub fn wait(self, before_go: impl FnOnce() -> Result<()>) -> Result<()> {
-        let name = self.fifo.as_raw_fd().to_string();
+        let proc = match self.proc {
+            Some(p) => p,
+            None => procfs::container_proc()?,
+        };
+        let name = format!("{}/fd/{}", nix::unistd::getpid(), self.fifo.as_raw_fd());
         let fd = nix::fcntl::openat(
-            &self.fd_dir,
+            &proc,
             name.as_str(),
             nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .sys(|| "opening exec fifo".into())?;
+        drop(proc);
+        drop(self.fifo);
         let result = before_go();
         let msg = match &result {
             Ok(()) => b"0".to_vec(),

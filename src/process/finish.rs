@@ -1,13 +1,18 @@
 //! The last steps shared by a container's init and every process `exec`
-//! starts in it: everything that can fail is resolved in [`prepare`] while
-//! the caller can still report it; [`finish`] switches identity, confines
-//! and execs.
+//! starts in it: everything that can fail is resolved in [`prepare`] and
+//! [`Prepared::confine`] while the caller can still report it; [`finish`]
+//! execs.
+//!
+//! `confine` (host fds closed, identity switched, capabilities and seccomp
+//! applied) runs before init says it is ready, so the created init that
+//! waits for `start` holds no more privilege than the container itself: a
+//! container process allowed to ptrace can reach it.
 
 use super::exec;
 use crate::error::{Error, Result, SysContext};
-use crate::linux::{capabilities, lsm, paths, rlimits, sched, seccomp, user};
+use crate::linux::{capabilities, fds, lsm, paths, rlimits, sched, seccomp, user};
 use oci_spec::runtime::Process;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::PathBuf;
 
 pub struct Prepared<'a> {
@@ -17,32 +22,19 @@ pub struct Prepared<'a> {
     env: Vec<String>,
     caps: Option<capabilities::Plan>,
     seccomp: Option<&'a seccomp::Filter>,
-    /// The host's /proc/self/attr, opened before the container's root was
-    /// entered, when an LSM label must be armed.
-    lsm_attr: Option<std::fs::File>,
+    /// This process's LSM attr files, when a label must be armed.
+    lsm: Option<lsm::ExecAttrs>,
     preserve_fds: i32,
-    /// The caller's channel, which must stay open (close-on-exec) so that
-    /// it closes, or carries the error, when exec succeeds or fails.
-    keep_fd: Option<RawFd>,
 }
 
-impl Prepared<'_> {
-    pub fn keep_open(&mut self, fd: RawFd) {
-        self.keep_fd = Some(fd);
-    }
-}
-
-/// Opens the host's /proc/self/attr if the process asks for an LSM label;
-/// call it while the host's /proc is still the one at /proc.
-pub fn open_lsm_attr(p: &Process) -> Result<Option<std::fs::File>> {
-    let wants = p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty())
-        || p.selinux_label().as_ref().is_some_and(|l| !l.is_empty());
-    if !wants {
-        return Ok(None);
-    }
-    std::fs::File::open("/proc/self/attr")
-        .map(Some)
-        .map_err(|e| Error::io("/proc/self/attr", e))
+/// Opens this process's LSM attr files under `proc` (the root of a procfs
+/// of its own pid namespace) if the process asks for a label.
+pub fn open_lsm_attrs(p: &Process, proc: BorrowedFd) -> Result<Option<lsm::ExecAttrs>> {
+    lsm::open_exec_attrs(
+        proc,
+        p.apparmor_profile().as_deref(),
+        p.selinux_label().as_deref(),
+    )
 }
 
 /// process.cwd is resolved inside the container's root, never through a
@@ -65,7 +57,7 @@ fn chdir_cwd(p: &Process) -> Result<()> {
 pub fn prepare<'a>(
     process: &Process,
     seccomp: Option<&'a seccomp::Filter>,
-    lsm_attr: Option<std::fs::File>,
+    lsm: Option<lsm::ExecAttrs>,
     preserve_fds: i32,
 ) -> Result<Prepared<'a>> {
     chdir_cwd(process)?;
@@ -95,95 +87,70 @@ pub fn prepare<'a>(
         env,
         caps,
         seccomp,
-        lsm_attr,
+        lsm,
         preserve_fds,
-        keep_fd: None,
     })
 }
 
 /// Every fd but stdio and the preserved ones closes on exec, whatever brig
 /// inherited from its caller. Only `keep` survives until exec itself: the
 /// others close now, or a program path like /proc/self/fd/N/../.. would be
-/// resolved through a host directory brig holds (CVE-2024-21626).
-fn seal_fds(preserve: i32, keep: Option<RawFd>) -> Result<()> {
-    let first = 3 + preserve.max(0) as u32;
-    let close = |from: u32, to: u32| {
-        // SAFETY: closes fds nothing in this process uses any more.
-        (from <= to).then(|| unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) })
-    };
-    match keep
-        .and_then(|k| u32::try_from(k).ok())
-        .filter(|&k| k >= first)
-    {
-        Some(k) => {
-            close(first, k - 1);
-            close(k + 1, u32::MAX);
-        }
-        None => {
-            close(first, u32::MAX);
-        }
-    }
-    // SAFETY: close_range with CLOEXEC only marks fds; it closes nothing now.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if r != 0 {
-        return Err(Error::sys("close_range", nix::Error::last()));
-    }
-    for fd in 3..first as i32 {
+/// resolved through a host directory brig holds (CVE-2024-21626). Runs
+/// before the seccomp filter, which need not allow close_range.
+fn seal_fds(preserve: i32, keep: &[RawFd]) -> Result<()> {
+    let first = 3 + preserve.max(0);
+    fds::close_all_except(first, keep)?;
+    fds::cloexec_from(first)?;
+    for fd in 3..first {
         // SAFETY: clearing FD_CLOEXEC on an fd number the caller asked us to pass on.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
     Ok(())
 }
 
-/// Switches to the process's identity and confinement and execs. Only
-/// returns on failure.
-pub fn finish(p: Prepared<'_>) -> Error {
-    match finish_inner(p) {
-        Err(e) => e,
-        Ok(never) => match never {},
+impl Prepared<'_> {
+    /// Arms the LSM label, closes every fd but stdio, the preserved ones
+    /// and `keep`, and takes on the process's identity, capabilities,
+    /// no_new_privs and (without no_new_privs) its seccomp filter. What is
+    /// left between this and [`finish`] must be allowed by that filter.
+    pub fn confine(&mut self, keep: &[RawFd]) -> Result<()> {
+        let process = &self.process;
+        if let Some(attrs) = self.lsm.take() {
+            attrs.arm()?;
+        }
+        seal_fds(self.preserve_fds, keep)?;
+        // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which
+        // the uid switch and capset below may drop: load it now, as runc
+        // does, and the profile must allow what follows. With no_new_privs,
+        // load it just before exec, so that no setup syscall is filtered.
+        let nnp = process.no_new_privileges().unwrap_or(false);
+        if let Some(f) = self.seccomp.filter(|_| !nnp) {
+            f.load()?;
+        }
+        // Keep the permitted set across the uid switch; capset trims it after.
+        nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
+        user::switch(process.user())?;
+        nix::sys::prctl::set_keepcaps(false).sys(|| "PR_SET_KEEPCAPS".into())?;
+        if let Some(c) = &self.caps {
+            c.apply()?;
+        }
+        if nnp {
+            nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
+        }
+        user::set_umask(process.user());
+        Ok(())
     }
 }
 
-fn finish_inner(p: Prepared<'_>) -> Result<std::convert::Infallible> {
-    let process = &p.process;
-    if let Some(attr) = &p.lsm_attr {
-        let apparmor = process
-            .apparmor_profile()
-            .as_deref()
-            .filter(|a| !a.is_empty());
-        let selinux = process.selinux_label().as_deref().filter(|l| !l.is_empty());
-        lsm::arm_exec(attr, apparmor, selinux)?;
-    }
-    // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which the
-    // uid switch and capset below may drop: load it now, as runc does, and
-    // the profile must allow them. With no_new_privs, load it just before
-    // exec, so that no setup syscall is filtered.
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if let Some(f) = p.seccomp.filter(|_| !nnp) {
-        f.load()?;
-    }
-    // Keep the permitted set across the uid switch; capset trims it after.
-    nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
-    user::switch(process.user())?;
-    nix::sys::prctl::set_keepcaps(false).sys(|| "PR_SET_KEEPCAPS".into())?;
-    if let Some(c) = &p.caps {
-        c.apply()?;
-    }
-    if nnp {
-        nix::sys::prctl::set_no_new_privs().sys(|| "PR_SET_NO_NEW_PRIVS".into())?;
-    }
-    user::set_umask(process.user());
-    seal_fds(p.preserve_fds, p.keep_fd)?;
+/// Execs the program of a [`Prepared::confine`]d process. Only returns on
+/// failure.
+pub fn finish(p: Prepared<'_>) -> Error {
+    let nnp = p.process.no_new_privileges().unwrap_or(false);
     crate::logging::step("exec");
     if let Some(f) = p.seccomp.filter(|_| nnp) {
-        f.load()?;
+        if let Err(e) = f.load() {
+            return e;
+        }
     }
-    Err(exec::exec(&p.program, &p.args, &p.env))
+    exec::exec(&p.program, &p.args, &p.env)
 }

@@ -8,13 +8,14 @@ use super::sync::{Channel, Msg};
 use crate::cgroups::Placement;
 use crate::error::{Error, Result, SysContext};
 use crate::hooks::{self, Point};
-use crate::linux::{rootfs, sched, terminal};
+use crate::linux::{fds, rootfs, sched, terminal};
 use crate::logging;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, Signal};
+use oci_spec::runtime::Spec;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 use std::convert::Infallible;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 /// A pid namespace entered by setns/unshare only applies to children.
 pub(super) fn needs_extra_fork(plan: &NsPlan) -> bool {
@@ -46,6 +47,14 @@ pub(super) fn main(l: &Launch, plan: &NsPlan, place: &Placement, ch: Channel) ->
     unsafe { libc::_exit(code) }
 }
 
+/// Whether the spec mounts a procfs at /proc, through which init can reach
+/// its own fds after pivot_root.
+fn mounts_proc(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        m.destination() == std::path::Path::new("/proc") && m.typ().as_deref() == Some("proc")
+    })
+}
+
 fn reset_signals() {
     let _ = SigSet::empty().thread_set_mask();
     // Rust ignores SIGPIPE; a program we exec must not inherit that.
@@ -53,7 +62,20 @@ fn reset_signals() {
     let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
-fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
+/// The first fd that is not stdio or passed on with --preserve-fds.
+fn first_own_fd(l: &Launch) -> RawFd {
+    3 + l.preserve_fds.max(0)
+}
+
+/// What init needs of everything it inherits, once its namespaces are
+/// entered: the channel and the console socket.
+fn kept_after_birth(l: &Launch, ch: &Channel) -> Vec<RawFd> {
+    let mut keep = vec![ch.raw()];
+    keep.extend(l.console.as_ref().map(|c| c.as_raw_fd()));
+    keep
+}
+
+fn enter_namespaces(l: &Launch, plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
     let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
     // The parent sends this right after clone, before anything else.
     if plan.late_cgroupns && place.parent_adds && !place.deferred {
@@ -70,6 +92,9 @@ fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()
         for j in &plan.joins {
             j.enter()?;
         }
+        // With the extra fork, the real init lands in a pid namespace that
+        // others may already share (a pod's): it inherits none of these.
+        fds::close_all_except(first_own_fd(l), &kept_after_birth(l, ch))?;
         nix::sched::unshare(plan.clone_flags()).sys(|| "unshare namespaces".into())?;
     } else if !plan.unshared.is_empty() {
         nix::sched::unshare(plan.unshared).sys(|| "unshare namespaces".into())?;
@@ -84,6 +109,10 @@ fn enter_namespaces(plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()
         let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
         let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
     }
+    // Until exec, brig's binary is /proc/self/exe here: no process of the
+    // container without CAP_SYS_PTRACE may open it, or read init's fds.
+    // Not before: the parent writes our id maps, which needs us dumpable.
+    nix::sys::prctl::set_dumpable(false).sys(|| "PR_SET_DUMPABLE".into())?;
     if plan.late_cgroupns && !place.deferred {
         unshare_cgroupns()?;
     }
@@ -272,6 +301,12 @@ fn run(
         .ok_or_else(|| Error::Other("process is required".into()))?;
     logging::step("init: cloned");
     place.join_self()?;
+    // Close first, then enter: init was born holding every fd of `create`
+    // (the state directory, the cgroup directory, whatever its caller
+    // passed): none may reach the container.
+    let mut keep = kept_after_birth(l, ch);
+    keep.extend(plan.joins.iter().map(|j| j.file.as_raw_fd()));
+    fds::close_all_except(first_own_fd(l), &keep)?;
     // Until the parent has recorded our pid, its death must be ours: else a
     // killed `create` would leave an init nobody knows about. (Not with the
     // extra fork: our parent then is the intermediate, which exits at once.)
@@ -281,17 +316,20 @@ fn run(
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     reset_signals();
-    enter_namespaces(plan, place, ch)?;
+    enter_namespaces(l, plan, place, ch)?;
     enter_time_namespace(l, plan)?;
     if let Some(name) = &l.session_keyring {
         join_session_keyring(name)?;
     }
     set_oom_score_adj(process)?;
-    // The host's procfs, held from before pivot_root: the container's own
+    // Through the host's procfs, before pivot_root: the container's own
     // /proc may be missing or planted.
-    let lsm_attr = finish::open_lsm_attr(process)?;
+    let lsm = {
+        let proc = std::fs::File::open("/proc").map_err(|e| Error::io("/proc", e))?;
+        finish::open_lsm_attrs(process, proc.as_fd())?
+    };
     let fifo = match &l.wait {
-        Wait::Fifo(path) => Some(InitEnd::open(path)?),
+        Wait::Fifo(path) => Some(InitEnd::open(path, mounts_proc(spec))?),
         Wait::Channel => None,
     };
     // A user namespace of the container's own, or the one brig already
@@ -313,6 +351,7 @@ fn run(
     logging::step("init: rootfs prepared");
     let hook_state = runtime_hooks(l, ch)?;
     set_names(l, plan)?;
+    logging::detach_file();
     rootfs::pivot(&l.bundle.rootfs, l.no_pivot)?;
     rootfs::apply_root_propagation(spec)?;
     setup_terminal(l, process)?;
@@ -328,9 +367,12 @@ fn run(
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(p)?;
     }
-    let mut prepared =
-        finish::prepare(process, l.bundle.seccomp.as_ref(), lsm_attr, l.preserve_fds)?;
-    prepared.keep_open(ch.raw());
+    let mut prepared = finish::prepare(process, l.bundle.seccomp.as_ref(), lsm, l.preserve_fds)?;
+    // While init waits for `start` the container's processes can see it:
+    // it holds only the channel and the fifo, as the container's user.
+    let mut keep = vec![ch.raw()];
+    keep.extend(fifo.iter().flat_map(InitEnd::fds));
+    prepared.confine(&keep)?;
 
     logging::step("init: ready");
     ch.send(&Msg::Ready)?;

@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 use std::ffi::CString;
 use std::fs::{self, File};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -694,4 +694,39 @@ pub fn sh_in_container(name: &str, edit: impl FnOnce(&mut Value), script: &str) 
 pub fn host_ns(kind: &str) -> String {
     let link = fs::read_link(format!("/proc/self/ns/{kind}")).expect("read ns link");
     link.to_string_lossy().into_owned()
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS.
+pub fn recv_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
+    let mut data = [0u8; 4096]; // the runtime may send the pty's name along
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 8]; // u64 for cmsghdr alignment
+                                 // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points at live buffers of the stated sizes.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    assert!(
+        n >= 0,
+        "recvmsg on the console socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: msg was filled in by recvmsg; CMSG_* walk its control buffer.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        assert!(
+            !cmsg.is_null()
+                && (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS,
+            "no file descriptor came over the console socket"
+        );
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+        OwnedFd::from_raw_fd(fd)
+    }
 }
