@@ -111,10 +111,25 @@ fn enter_repeatedly(c: &Container, console: &str) {
     }
 }
 
-fn hunt(name: &str, ptrace: bool) -> Hunt {
+/// Maps the container's ids 0-65535 to the host's 100000 on, the rootfs
+/// chowned to match, as a user-namespaced engine would.
+fn in_user_namespace(c: &Container) {
+    exec(std::process::Command::new("chown").args(["-hR", "100000:100000", p(&c.rootfs())])).ok();
+    c.edit(|cfg| {
+        add_namespace(cfg, json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        cfg["linux"]["uidMappings"] = map.clone();
+        cfg["linux"]["gidMappings"] = map;
+    });
+}
+
+fn hunt(name: &str, ptrace: bool, userns: bool) -> Hunt {
     let c = Container::new(name);
     let probe = c.rootfs().join("bin/brig-probe");
     fs::copy(env!("CARGO_BIN_EXE_brig-probe"), &probe).expect("copy brig-probe into the rootfs");
+    if userns {
+        in_user_namespace(&c);
+    }
     c.edit(|cfg| {
         set_args(cfg, &["sleep", "60"]);
         // The hunter reports through files in the rootfs.
@@ -182,7 +197,17 @@ fn shown(h: &Hunt, leaks: &[&Value]) -> String {
 /// while it is set up.
 #[test]
 fn with_cap_sys_ptrace_no_host_fd_is_reachable() {
-    let h = hunt("hostfd_ptrace", true);
+    assert_hunt_finds_nothing(hunt("hostfd_ptrace", true, false));
+}
+
+/// The same in a user namespace, where exec joins the user namespace first
+/// and CAP_SYS_PTRACE is the namespace's.
+#[test]
+fn with_cap_sys_ptrace_in_a_user_namespace_no_host_fd_is_reachable() {
+    assert_hunt_finds_nothing(hunt("hostfd_ptrace_userns", true, true));
+}
+
+fn assert_hunt_finds_nothing(h: Hunt) {
     assert!(
         h.saw_pid(1),
         "the hunter never read init's fd table: the hunt saw nothing\n{}",
@@ -213,7 +238,7 @@ fn with_cap_sys_ptrace_no_host_fd_is_reachable() {
 /// Nothing leaks either.
 #[test]
 fn without_cap_sys_ptrace_the_runtime_stays_closed() {
-    let h = hunt("hostfd_default", false);
+    let h = hunt("hostfd_default", false, false);
     let refused = h.counts["refused"].as_array().cloned().unwrap_or_default();
     assert!(
         !refused.is_empty(),
