@@ -513,6 +513,16 @@ fn overlay_bundles_share_layers_unpacked_once() {
     let st = hoist().arg("unmount").arg(&b1).status().unwrap();
     assert!(st.success());
     assert!(!is_mounted(&b1.join("rootfs")));
+    assert!(!b1.join(".hoist").exists(), "unmount left BUNDLE/.hoist");
+    // Again: it says the rootfs is not mounted, not EINVAL.
+    let r = Run::of(hoist().arg("unmount").arg(&b1));
+    assert!(!r.ok, "a second unmount succeeded");
+    assert!(
+        r.stderr.contains("rootfs: not mounted") && !r.stderr.contains("EINVAL"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     let st = hoist().arg("unmount").arg(&b2).status().unwrap();
     assert!(st.success());
     // Unmounted, they stay while a stored image has them, and go with it.
@@ -808,6 +818,20 @@ fn unknown_layer_media_type_is_named() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// Runs the shell command `cmd`, which must succeed, with a pty for its
+/// stdio (script(1)); returns what it wrote.
+fn on_a_pty(cmd: &str) -> String {
+    let out = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .env("SHELL", "/bin/bash")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 #[test]
 fn pull_draws_bars_on_a_terminal_and_lines_otherwise() {
     let dir = scratch("progress");
@@ -825,15 +849,7 @@ fn pull_draws_bars_on_a_terminal_and_lines_otherwise() {
         store.display(),
         layout.display()
     );
-    // script(1) gives hoist a pty for stderr.
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("SHELL", "/bin/bash")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run script (bsdutils)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = on_a_pty(&cmd);
     assert!(
         text.contains("\x1b[2K") && text.contains("[====="),
         "no bars: {text:?}"
@@ -861,4 +877,81 @@ fn pull_draws_bars_on_a_terminal_and_lines_otherwise() {
         r.stderr
     );
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// `hoist unpack FILE` of a file that is there, without a transport,
+/// names the transports instead of asking a registry for it.
+#[test]
+fn a_local_file_without_a_transport_is_named_not_pulled() {
+    let dir = scratch("notransport");
+    let layout = dir.join("layout");
+    write_layout(
+        &layout,
+        &[(layer_tar(&[file("a", b"a", 0o644)]), Comp::Gzip)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    let archive = dir.join("image.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .arg("."));
+    let store = dir.join("store");
+    for src in [&archive, &layout] {
+        let r = Run::of(
+            hoist()
+                .current_dir(&dir)
+                .arg("--store")
+                .arg(&store)
+                .args(["unpack", "-q"])
+                .arg(src.file_name().unwrap())
+                .arg(dir.join("bundle")),
+        );
+        assert!(!r.ok, "unpack of a bare path succeeded");
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+        for want in ["oci:DIR", "oci-archive:FILE", "docker-archive:FILE"] {
+            assert!(r.stderr.contains(want), "no {want}: {}", r.stderr);
+        }
+        assert!(
+            !r.stderr.contains("docker.io"),
+            "asked a registry: {}",
+            r.stderr
+        );
+        assert!(!dir.join("bundle").exists());
+    }
+}
+
+/// `hoist unpack oci:...` draws a bar per layer on a terminal.
+#[test]
+fn unpack_draws_bars_on_a_terminal() {
+    let dir = scratch("unpackbars");
+    let layout = dir.join("layout");
+    write_layout(
+        &layout,
+        &[(layer_tar(&[file("a", &[1u8; 50_000], 0o644)]), Comp::Gzip)],
+        json!({"config": {"Cmd": ["sh"]}}),
+    );
+    let cmd = format!(
+        "exec {} --store {} unpack oci:{} {}",
+        env!("CARGO_BIN_EXE_hoist"),
+        dir.join("store").display(),
+        layout.display(),
+        dir.join("bundle").display()
+    );
+    let text = on_a_pty(&cmd);
+    assert!(
+        text.contains("\x1b[2K") && text.contains("unpacked"),
+        "no bars: {text:?}"
+    );
+    // On a pipe, nothing but errors.
+    let r = hoist_in(
+        &dir.join("store"),
+        &[
+            "unpack",
+            &format!("oci:{}", layout.display()),
+            dir.join("bundle2").to_str().unwrap(),
+        ],
+    );
+    assert!(r.ok && r.stderr.is_empty(), "{}", r.stderr);
 }

@@ -164,15 +164,21 @@ pub fn unpack(source: &str, bundle: &Path, o: &UnpackOptions) -> Result<()> {
             mounted = !dirs.is_empty();
         } else {
             fs::create_dir(&rootfs).at(&rootfs)?;
+            let progress = progress::Progress::bars_only(o.pull.quiet);
             let apply = || -> Result<()> {
                 let root = fs::File::open(&rootfs).at(&rootfs)?;
                 for (desc, want) in manifest.layers.iter().zip(&diff_ids) {
                     let ctx =
                         |e: Error| Error::Other(format!("{source}: layer {}: {e}", desc.digest));
                     let c = layer::Compression::from_media_type(&desc.media_type).map_err(ctx)?;
-                    let blob = img.layout.blob(desc).map_err(ctx)?;
+                    let blob = progress::Counted {
+                        inner: img.layout.blob(desc).map_err(ctx)?,
+                        progress: &progress,
+                        bar: progress.start_doing("layer", &desc.digest, desc.size, "unpacking"),
+                    };
                     let (blob, diff_id) = layer::apply_layer(root.as_fd(), blob, c).map_err(ctx)?;
-                    blob.finish().map_err(ctx)?;
+                    progress.finish(blob.bar, "unpacked");
+                    blob.inner.finish().map_err(ctx)?;
                     if &diff_id != want {
                         return Err(ctx(Error::Other(format!(
                             "uncompressed content is {diff_id}, the config's diff_id is {want}"

@@ -178,11 +178,37 @@ pub fn mount_bundle(layers: &[PathBuf], bundle: &Path) -> Result<()> {
     mount_overlay(layers, &upper, &work, &rootfs)
 }
 
-/// `hoist unmount BUNDLE`: takes the overlay off BUNDLE/rootfs.
+/// `hoist unmount BUNDLE`: takes the overlay off BUNDLE/rootfs and removes
+/// its upper and work directories (BUNDLE/.hoist). A rootfs that is not
+/// mounted is said to be so, after its leftover .hoist is removed.
 pub fn unmount_bundle(bundle: &Path) -> Result<()> {
     let rootfs = bundle.join("rootfs");
+    let state = bundle.join(".hoist");
+    let real = fs::canonicalize(&rootfs).unwrap_or_else(|_| rootfs.clone());
+    let mounted = crate::linux::mountinfo::read_self()
+        .iter()
+        .any(|m| m.mount_point == real);
+    if !mounted {
+        let leftover = state.exists();
+        if leftover {
+            fs::remove_dir_all(&state).at(&state)?;
+        }
+        return Err(Error::Other(format!(
+            "{}: not mounted (not a bundle of `unpack --overlay`, or already unmounted){}",
+            rootfs.display(),
+            if leftover {
+                "; removed its leftover .hoist"
+            } else {
+                ""
+            }
+        )));
+    }
     nix::mount::umount2(&rootfs, MntFlags::empty())
-        .sys(|| format!("unmounting {}", rootfs.display()))
+        .sys(|| format!("unmounting {}", rootfs.display()))?;
+    match fs::remove_dir_all(&state) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&state, e)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

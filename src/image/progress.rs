@@ -52,7 +52,32 @@ fn short(digest: &str) -> &str {
     hex.get(..12).unwrap_or(hex)
 }
 
+/// Counts bytes for a progress bar as they are read.
+pub struct Counted<'a, R> {
+    pub inner: R,
+    pub progress: &'a Progress,
+    pub bar: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(self.bar, n as u64);
+        Ok(n)
+    }
+}
+
 impl Progress {
+    /// Bars when stderr is a terminal, nothing otherwise: for work whose
+    /// lines would only clutter a log (unpacking local layers).
+    pub fn bars_only(quiet: bool) -> Progress {
+        let mut p = Progress::new(quiet);
+        if p.mode == Mode::Lines {
+            p.mode = Mode::Quiet;
+        }
+        p
+    }
+
     /// Bars when stderr is a terminal, lines otherwise, nothing if quiet.
     pub fn new(quiet: bool) -> Progress {
         let mode = if quiet {

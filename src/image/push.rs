@@ -6,29 +6,13 @@
 //! failed push never leaves a tag pointing at half an image.
 
 use super::layout::{Descriptor, Index, Manifest};
-use super::progress::Progress;
+use super::progress::{Counted, Progress};
 use super::pull::is_index;
 use super::reference::Reference;
 use super::registry::{self, Client};
 use super::store::Store;
 use crate::error::{Error, IoContext, Result};
 use std::fs::File;
-use std::io::Read;
-
-/// Counts bytes for the progress bar as the upload reads them.
-struct Counted<'a> {
-    inner: File,
-    progress: &'a Progress,
-    bar: usize,
-}
-
-impl Read for Counted<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(self.bar, n as u64);
-        Ok(n)
-    }
-}
 
 /// Pushes the stored image `name` (a full reference in the store) to
 /// `dest` (`docker://HOST/REPO[:TAG]` or a plain reference); returns the

@@ -174,15 +174,39 @@ impl Source {
                 from_store(store, &name, want)
             }
             Source::Name(n) => {
-                let name = Reference::parse(n)?.to_string();
+                // A file or layout here named without a transport is not
+                // what the user wants pulled from a registry.
+                let local = Path::new(n);
+                let on_disk = local.is_file() || local.join("index.json").is_file();
+                let name = match Reference::parse(n) {
+                    Ok(r) => r.to_string(),
+                    Err(_) if on_disk => return Err(local_without_transport(n)),
+                    Err(e) => return Err(e),
+                };
                 let store = Store::open(store_dir)?;
                 if store.lookup(&name)?.is_none() {
+                    if on_disk {
+                        return Err(local_without_transport(n));
+                    }
                     pull::pull_registry(&store, n, opts)?;
                 }
                 from_store(store, &name, want)
             }
         }
     }
+}
+
+fn local_without_transport(n: &str) -> Error {
+    Error::Other(format!(
+        "image source \"{n}\" is a {} here, not an image in the store: name it with its \
+         transport, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REPO:TAG] \
+         (or docker://REF for a registry)",
+        if Path::new(n).is_dir() {
+            "directory"
+        } else {
+            "file"
+        }
+    ))
 }
 
 /// The image `name` of the store, held against gc while it is read.
