@@ -783,3 +783,85 @@ fn other_config_keys(h: &Value, b: &Value) -> BTreeMap<String, (Value, Value)> {
     }
     out
 }
+
+/// `created_by` of the ARG and RUN entries of an image's history, in order.
+fn arg_and_run_history(config: &Value) -> Vec<String> {
+    config["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["created_by"].as_str())
+        .filter(|c| c.contains("#(nop) ARG ") || c.starts_with('|') || !c.contains("#(nop)"))
+        .filter(|c| !c.starts_with("hack/mkimage"))
+        .map(String::from)
+        .collect()
+}
+
+fn owner_of(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (md.uid(), md.gid())
+}
+
+/// What both references do alike (issue 20): one instruction's
+/// substitution sees the values from before it, a redefined ENV keeps its
+/// place, `--chown=name` takes the user's primary group and `:group` is
+/// accepted, ARG and RUN history entries read as buildah writes them, and
+/// an image from scratch gets the default PATH.
+#[test]
+fn substitution_env_order_chown_and_history() {
+    let Some(c) = Case::new("semantics") else {
+        return;
+    };
+    write(&c.ctx().join("f"), b"f\n", 0o644);
+    write(&c.ctx().join("dir/g"), b"g\n", 0o644);
+    let (h, b) = c.both(
+        r#"FROM oci-archive:BASE
+ENV a=1
+ENV a=2 b=$a c=x
+ENV d=4
+ENV c=5
+ARG X=1 Y=${X}2
+RUN echo "$X $Y $a $b" > /xy && echo 'app:x:1000:5::/:/bin/sh' >> /etc/passwd \
+ && echo 'staff:x:50:' >> /etc/group
+COPY --chown=app f /f-name
+COPY --chown=:staff f /f-group
+COPY --chown=app:staff f /f-both
+COPY --chown=1000 f /f-numeric
+COPY --chown=app dir/ /d-name/
+"#,
+        &[],
+    );
+    assert_eq!(read(&h.rootfs.join("xy")), "1 2 2 1\n");
+    assert_eq!(
+        h.config["config"]["Env"],
+        json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "a=2",
+            "b=1",
+            "c=5",
+            "d=4"
+        ])
+    );
+    assert_eq!(owner_of(&h.rootfs.join("f-name")), (1000, 5));
+    assert_eq!(owner_of(&h.rootfs.join("f-group")), (0, 50));
+    assert_eq!(owner_of(&h.rootfs.join("f-both")), (1000, 50));
+    assert_eq!(owner_of(&h.rootfs.join("f-numeric")), (1000, 1000));
+    assert_eq!(owner_of(&h.rootfs.join("d-name/g")), (1000, 5));
+    let (hh, bh) = (
+        arg_and_run_history(&h.config),
+        arg_and_run_history(&b.config),
+    );
+    assert_eq!(hh, bh, "ARG and RUN history: hoist vs buildah");
+    assert_eq!(hh[0], "/bin/sh -c #(nop) ARG X Y");
+    assert!(hh[1].starts_with("|2 X=1 Y=2 /bin/sh -c echo"), "{}", hh[1]);
+
+    // From scratch: no Env in the base, the default PATH in the image.
+    let c2 = c.sub(1);
+    write(&c2.ctx().join("f"), b"f\n", 0o644);
+    let (h, _) = c2.both("FROM scratch\nCOPY f /f\nCMD [\"/f\"]\n", &[]);
+    assert_eq!(
+        h.config["config"]["Env"],
+        json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    );
+}

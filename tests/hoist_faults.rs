@@ -660,7 +660,7 @@ fn interrupt_build(secs: u32) -> Duration {
     wait_for(30, "the RUN container", || !running(&marker).is_empty());
     thread::sleep(Duration::from_millis(300));
     let pgid = child.0.id() as i32;
-    let cgroup_prefix = format!("hoist-build-{pgid}-");
+    let cgroup_prefix = format!("build-{pgid}-");
     let sent = Instant::now();
     kill(Pid::from_raw(-pgid), Signal::SIGINT).expect("SIGINT the group");
     let deadline = sent + Duration::from_secs(u64::from(secs) + 15);

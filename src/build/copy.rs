@@ -55,7 +55,7 @@ impl Attrs {
 
 /// mkdir -p of `path` in the root, each directory it creates owned like
 /// the copy (Docker creates them with the --chown owner).
-fn mkdir_owned(target: BorrowedFd, path: &Path, a: Attrs) -> Result<()> {
+pub fn mkdir_owned(target: BorrowedFd, path: &Path, a: Attrs) -> Result<()> {
     let mut cur = PathBuf::new();
     for c in path.components() {
         cur.push(c);

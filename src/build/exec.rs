@@ -34,6 +34,9 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The PATH of an image whose base sets none (BuildKit's and buildah's).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// A layer of an image being built.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Layer {
@@ -270,7 +273,15 @@ impl<'a> Builder<'a> {
             "STEP {}/{}: {}",
             self.step, self.steps, stage.from.original
         ));
-        let (img, key) = self.base(&base).map_err(|e| self.err(&stage.from, e))?;
+        let (mut img, key) = self.base(&base).map_err(|e| self.err(&stage.from, e))?;
+        // A base without Env gets the default PATH in the image's config,
+        // as both BuildKit and buildah write it.
+        if strings(&img.config["config"]["Env"]).is_empty() {
+            if !img.config["config"].is_object() {
+                img.config["config"] = json!({});
+            }
+            img.config["config"]["Env"] = json!([format!("PATH={DEFAULT_PATH}")]);
+        }
         let mut st = StageState {
             img,
             key,
@@ -295,7 +306,11 @@ impl<'a> Builder<'a> {
         for t in triggers {
             let parsed = parse::parse(&format!("FROM scratch\n{t}\n"), "ONBUILD")?;
             for ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
-                self.instruction(&mut st, &ins, &globals)?;
+                self.say(&format!("ONBUILD trigger: {}", ins.original));
+                let cached = self.instruction(&mut st, &ins, &globals)?;
+                if cached {
+                    self.say("--> Using cache");
+                }
             }
         }
         for ins in &stage.instructions {
@@ -466,6 +481,10 @@ impl<'a> Builder<'a> {
         match &ins.kind {
             Kind::From { .. } => return Err(self.err(ins, "FROM inside a stage")),
             Kind::Arg(list) => {
+                // Every default is expanded with the values from before the
+                // instruction (`ARG X=1 Y=${X}2` gives Y the old X), as
+                // BuildKit and buildah expand a whole instruction at once.
+                let mut values = Vec::new();
                 for (k, default) in list {
                     let v = match self.o.build_args.get(k) {
                         Some(v) => v.clone(),
@@ -474,24 +493,30 @@ impl<'a> Builder<'a> {
                             None => globals.get(k).cloned().unwrap_or_default(),
                         },
                     };
-                    st.args.insert(k.clone(), v);
+                    values.push((k.clone(), v));
                 }
+                st.args.extend(values);
                 st.key = sha(&[
                     &st.key,
                     "ARG",
                     &serde_json::to_string(&st.args).unwrap_or_default(),
                 ]);
+                // buildah's history names the keys only: values may be
+                // build arguments the user does not want in the image.
+                let keys: Vec<&str> = list.iter().map(|(k, _)| k.as_str()).collect();
+                self.history(st, nop(&format!("ARG {}", keys.join(" "))), true);
             }
             Kind::Env(pairs) => {
-                for (k, v) in pairs {
-                    let k = &self.expand(st, ins, k)?;
-                    let v = self.expand(st, ins, v)?;
+                // Substitution sees the environment from before the
+                // instruction: `ENV a=1 b=$a` gives b the old a.
+                let expanded = pairs
+                    .iter()
+                    .map(|(k, v)| Ok((self.expand(st, ins, k)?, self.expand(st, ins, v)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                for (k, v) in expanded {
                     let env = Self::cfg(st).entry("Env").or_insert_with(|| json!([]));
                     if let Some(a) = env.as_array_mut() {
-                        a.retain(|e| {
-                            e.as_str().and_then(|s| s.split_once('=')).map(|(x, _)| x) != Some(k)
-                        });
-                        a.push(json!(format!("{k}={v}")));
+                        set_env(a, &k, &v);
                     }
                 }
                 self.meta_done(st, ins, nop(&ins.original));
@@ -520,8 +545,13 @@ impl<'a> Builder<'a> {
                 } else {
                     Path::new(if cur.is_empty() { "/" } else { &cur }).join(&w)
                 };
-                Self::cfg(st).insert("WorkingDir".into(), json!(clean_abs(&new)));
-                self.meta_done(st, ins, nop(&ins.original));
+                let path = clean_abs(&new);
+                Self::cfg(st).insert("WorkingDir".into(), json!(path));
+                if path == "/" {
+                    self.meta_done(st, ins, nop(&ins.original));
+                } else {
+                    return self.make_workdir(st, ins, &path, nop(&ins.original));
+                }
             }
             Kind::User(u) => {
                 let u = self.expand(st, ins, u)?;
@@ -533,6 +563,15 @@ impl<'a> Builder<'a> {
                     let words = vars::expand_words(p, &Self::lookup(st), self.file.escape)
                         .map_err(|e| self.err(ins, e))?;
                     for p in words {
+                        if !valid_port(&p) {
+                            return Err(self.err(
+                                ins,
+                                format!(
+                                    "\"{p}\" is not a port or a range with a protocol \
+                                     (PORT[-PORT][/tcp|udp|sctp])"
+                                ),
+                            ));
+                        }
                         let p = if p.contains('/') {
                             p
                         } else {
@@ -656,6 +695,52 @@ impl<'a> Builder<'a> {
                 chown,
                 chmod,
             } => return self.copy(st, ins, srcs, dest, None, chown, chmod, &[], true),
+        }
+        Ok(false)
+    }
+
+    /// WORKDIR makes its directory, owned by the USER of the time with
+    /// mode 0755 (BuildKit's mkdir), in a layer of its own; when it is
+    /// there already, the step is only metadata.
+    fn make_workdir(
+        &mut self,
+        st: &mut StageState,
+        ins: &Instruction,
+        path: &str,
+        created_by: String,
+    ) -> Result<bool> {
+        let key = sha(&[
+            &st.key,
+            &created_by,
+            &serde_json::to_string(&st.img.config["config"]).unwrap_or_default(),
+        ]);
+        if let Some(img) = self.cached(&key) {
+            st.img = img;
+            st.key = key;
+            return Ok(true);
+        }
+        let (sd, merged, upper) = self.step_overlay(st)?;
+        let user = self.user(st, &merged).map_err(|e| self.err(ins, e))?;
+        let owner = (
+            user["uid"].as_u64().unwrap_or(0) as u32,
+            user["gid"].as_u64().unwrap_or(0) as u32,
+        );
+        let root = fs::File::open(&merged).at(&merged)?;
+        let attrs = Attrs {
+            owner: Some(owner),
+            chmod: None,
+        };
+        copy::mkdir_owned(root.as_fd(), Path::new(path.trim_start_matches('/')), attrs)
+            .map_err(|e| self.err(ins, e))?;
+        drop(root);
+        let made = fs::read_dir(&upper).at(&upper)?.next().is_some();
+        if made {
+            self.commit(st, sd, &upper, created_by, &key)?;
+        } else {
+            drop(sd);
+            self.history(st, created_by, true);
+            st.key = key.clone();
+            self.remember(&key, &st.img)?;
         }
         Ok(false)
     }
@@ -834,10 +919,7 @@ impl<'a> Builder<'a> {
         let env: Vec<String> = {
             let mut env = strings(&st.img.config["config"]["Env"]);
             if !env.iter().any(|e| e.starts_with("PATH=")) {
-                env.insert(
-                    0,
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                );
+                env.insert(0, format!("PATH={DEFAULT_PATH}"));
             }
             // ARGs are in RUN's environment, unless ENV says otherwise.
             for (k, v) in &st.args {
@@ -850,9 +932,23 @@ impl<'a> Builder<'a> {
             }
             env
         };
-        let created_by = match cmd {
-            Cmd::Shell(s) if heredocs.is_empty() => format!("{} {s}", st.shell.join(" ")),
+        let shell_form = matches!(cmd, Cmd::Shell(_)) && heredocs.is_empty();
+        let command = match cmd {
+            Cmd::Shell(s) if shell_form => format!("{} {s}", st.shell.join(" ")),
             _ => ins.original.clone(),
+        };
+        // History names the build arguments a RUN saw, as `|N K=V ...`
+        // (the value ENV gives a key wins), as buildah and BuildKit do.
+        let created_by = if st.args.is_empty() || !shell_form {
+            command.clone()
+        } else {
+            let look = Self::lookup(st);
+            let args: Vec<String> = st
+                .args
+                .keys()
+                .map(|k| format!("{k}={}", look(k).unwrap_or_default()))
+                .collect();
+            format!("|{} {} {command}", args.len(), args.join(" "))
         };
         let key = sha(&[
             &st.key,
@@ -907,7 +1003,7 @@ impl<'a> Builder<'a> {
             };
             return Err(self.err(
                 ins,
-                format!("\"{}\" exited with code {}{tail}", created_by, ran.code),
+                format!("\"{command}\" exited with code {}{tail}", ran.code),
             ));
         }
         self.commit(st, sd, &upper, created_by, &key)?;
@@ -1031,16 +1127,10 @@ impl<'a> Builder<'a> {
             None => Some((0, 0)),
             Some(c) => {
                 let c = self.expand(st, ins, c)?;
-                let u = crate::image::config::resolve_user(&c, target.as_fd())
-                    .map_err(|e| self.err(ins, format!("--chown={c}: {e}")))?;
-                let uid = u["uid"].as_u64().unwrap_or(0) as u32;
-                // Without a group, the gid is the uid (Docker's rule).
-                let gid = if c.contains(':') {
-                    u["gid"].as_u64().unwrap_or(0) as u32
-                } else {
-                    uid
-                };
-                Some((uid, gid))
+                Some(
+                    chown_ids(&c, target.as_fd())
+                        .map_err(|e| self.err(ins, format!("--chown={c}: {e}")))?,
+                )
             }
         };
         let attrs = Attrs { owner, chmod };
@@ -1168,6 +1258,62 @@ fn clean_abs(p: &Path) -> String {
         out.push('/');
     }
     out
+}
+
+/// The owner `COPY --chown=SPEC` gives: a named user without a group gets
+/// its primary group from /etc/passwd, a numeric one its uid as gid, and
+/// `:group` is root's with that group (BuildKit and buildah alike).
+fn chown_ids(spec: &str, root: std::os::fd::BorrowedFd) -> Result<(u32, u32)> {
+    let spec = match spec.strip_prefix(':') {
+        Some(group) => format!("0:{group}"),
+        None => spec.to_string(),
+    };
+    let u = crate::image::config::resolve_user(&spec, root)?;
+    let uid = u["uid"].as_u64().unwrap_or(0) as u32;
+    let gid = match spec.parse::<u32>() {
+        Ok(numeric) => numeric,
+        Err(_) => u["gid"].as_u64().unwrap_or(0) as u32,
+    };
+    Ok((uid, gid))
+}
+
+/// What EXPOSE takes (go-connections' nat rules): a port or a range of
+/// ports 0-65535, with tcp, udp or sctp after a slash if anything.
+fn valid_port(p: &str) -> bool {
+    let (ports, proto) = match p.split_once('/') {
+        Some((ports, proto)) => (ports, Some(proto)),
+        None => (p, None),
+    };
+    let proto_ok = proto.is_none_or(|pr| {
+        ["tcp", "udp", "sctp"]
+            .iter()
+            .any(|ok| pr.eq_ignore_ascii_case(ok))
+    });
+    let num = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u16>().is_ok()
+    };
+    let ports_ok = match ports.split_once('-') {
+        Some((a, b)) => num(a) && num(b) && a.parse::<u16>().ok() <= b.parse::<u16>().ok(),
+        None => num(ports),
+    };
+    proto_ok && ports_ok
+}
+
+/// Sets KEY=VALUE in an Env list: a key already there keeps its place,
+/// as both references keep it.
+fn set_env(env: &mut Vec<Value>, key: &str, value: &str) {
+    let entry = json!(format!("{key}={value}"));
+    let same = |e: &Value| e.as_str().and_then(|s| s.split_once('=')).map(|(k, _)| k) == Some(key);
+    match env.iter().position(same) {
+        Some(i) => {
+            env[i] = entry;
+            env.retain({
+                let mut seen = false;
+                move |e| !(same(e) && std::mem::replace(&mut seen, true))
+            });
+        }
+        None => env.push(entry),
+    }
 }
 
 fn first_word(s: &str) -> String {

@@ -65,7 +65,12 @@ pub struct Ran {
     pub tail: Vec<String>,
 }
 
-fn spec(r: &RunSpec) -> Result<Value> {
+/// The cgroup under which RUN containers go, in each hierarchy: one
+/// parent of hoist's instead of a new cgroup at every root. It stays,
+/// empty, as Docker's and podman's parents do.
+pub const CGROUP_PARENT: &str = "/hoist";
+
+fn spec(r: &RunSpec, id: &str) -> Result<Value> {
     let mut spec: Value = serde_json::from_str(&crate::spec::default_spec_json(false))
         .map_err(|e| Error::Other(format!("default spec: {e}")))?;
     let p = &mut spec["process"];
@@ -87,6 +92,9 @@ fn spec(r: &RunSpec) -> Result<Value> {
         if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
             ns.push(json!({"type": "user"}));
         }
+    } else {
+        let name = id.strip_prefix("hoist-").unwrap_or(id);
+        spec["linux"]["cgroupsPath"] = json!(format!("{CGROUP_PARENT}/{name}"));
     }
     spec["hostname"] = json!("hoist-build");
     if r.network == Network::Host {
@@ -104,14 +112,14 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 pub fn run(r: &RunSpec, scratch: &Path, state_dir: &Path, echo: bool) -> Result<Ran> {
     let bundle = scratch.join("bundle");
     fs::create_dir_all(&bundle).at(&bundle)?;
-    let cfg = serde_json::to_vec_pretty(&spec(r)?).map_err(|e| Error::Other(e.to_string()))?;
-    let cfg_path = bundle.join("config.json");
-    fs::write(&cfg_path, cfg).at(&cfg_path)?;
     let id = format!(
         "hoist-build-{}-{}",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     );
+    let cfg = serde_json::to_vec_pretty(&spec(r, &id)?).map_err(|e| Error::Other(e.to_string()))?;
+    let cfg_path = bundle.join("config.json");
+    fs::write(&cfg_path, cfg).at(&cfg_path)?;
     let containers = Containers::new(state_dir);
     let opts = run::Options {
         create: create::Options {

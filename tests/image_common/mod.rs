@@ -4,6 +4,8 @@
 //! comparison of the differential tests (hoist_umoci, build_buildah).
 #![allow(dead_code)] // each test crate uses its own subset of these helpers
 
+pub mod build;
+
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
