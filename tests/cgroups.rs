@@ -361,3 +361,107 @@ fn init_and_exec_are_in_the_container_cgroup_of_every_hierarchy() {
         "the exec'd process's cgroups differ from init's"
     );
 }
+
+/// An app container that joins a pod's namespaces by path (every
+/// Kubernetes app container; `docker run --network container:X`): its
+/// process must be in all its own cgroups before it runs, however the
+/// namespaces are made. Seen from inside (`/proc/self/cgroup`) and by a
+/// memory limit that must OOM-kill it.
+fn joined_app_is_confined(name: &str, joined: &[&str], cgroupns: bool) {
+    let userns = joined.contains(&"user");
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let pod = Container::new(&format!("{name}_pod"));
+    let app = Container::new(name);
+    if userns {
+        // As a user-namespaced engine would: rootfs owned by the mapped root.
+        for c in [&pod, &app] {
+            exec(std::process::Command::new("chown").args([
+                "-hR",
+                "100000:100000",
+                p(&c.rootfs()),
+            ]))
+            .ok();
+        }
+    }
+    pod.edit(|cfg| {
+        set_args(cfg, &["sleep", "60"]);
+        if userns {
+            add_namespace(cfg, json!({"type": "user"}));
+            cfg["linux"]["uidMappings"] = map.clone();
+            cfg["linux"]["gidMappings"] = map.clone();
+        }
+    });
+    pod.create();
+    pod.start();
+    let pod_pid = pod.pid();
+    app.edit(|cfg| {
+        let ns = cfg["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        for kind in joined {
+            let file = match *kind {
+                "network" => "net",
+                "mount" => "mnt",
+                k => k,
+            };
+            ns.retain(|n| n["type"] != *kind);
+            ns.push(json!({"type": kind, "path": format!("/proc/{pod_pid}/ns/{file}")}));
+        }
+        if cgroupns {
+            ns.push(json!({"type": "cgroup"}));
+        }
+        if userns {
+            // Repeated from the namespace joined, as containerd's CRI
+            // does (runc 1.1 insists on them).
+            cfg["linux"]["uidMappings"] = map.clone();
+            cfg["linux"]["gidMappings"] = map.clone();
+        }
+        let mut mem = json!({"limit": 16 * 1024 * 1024});
+        if memsw_supported() {
+            mem["swap"] = json!(16 * 1024 * 1024);
+        }
+        cfg["linux"]["resources"]["memory"] = mem;
+        writable_root(cfg);
+        set_sh(
+            cfg,
+            "cat /proc/self/cgroup > /cgroup.txt; x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived",
+        );
+    });
+    let out = app.run(&[]);
+    let seen = fs::read_to_string(app.rootfs().join("cgroup.txt"))
+        .unwrap_or_else(|e| panic!("the app wrote no /cgroup.txt ({e}): {out}"));
+    for line in seen.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+        let inside = if cgroupns {
+            path == "/"
+        } else {
+            path.ends_with(&app.id)
+        };
+        assert!(
+            inside,
+            "joining {joined:?}: the app ran outside its cgroup: {line}\n{seen}"
+        );
+    }
+    assert!(
+        !out.stdout.contains("survived") && out.code == Some(137),
+        "joining {joined:?}: the 16 MiB limit did not stop the app: {out}"
+    );
+}
+
+#[test]
+fn an_app_joining_a_pods_network_and_ipc_is_in_its_cgroups() {
+    joined_app_is_confined("cg_join_net", &["network", "ipc"], false);
+}
+
+#[test]
+fn an_app_joining_a_pods_pid_namespace_is_in_its_cgroups() {
+    joined_app_is_confined("cg_join_pid", &["pid", "network", "ipc", "uts"], false);
+}
+
+#[test]
+fn an_app_joining_a_pod_with_its_own_cgroup_namespace_is_in_its_cgroups() {
+    joined_app_is_confined("cg_join_cgns", &["pid", "network", "ipc"], true);
+}
+
+#[test]
+fn an_app_joining_a_pods_user_namespace_is_in_its_cgroups() {
+    joined_app_is_confined("cg_join_user", &["user", "pid", "network", "ipc"], false);
+}

@@ -44,26 +44,17 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// How to place a child of this process in `cg`. `can_clone_into`: the
-    /// child is cloned directly by us (not forked again after a setns).
-    /// `deferred`: only `create_clone_target` has run yet (then
-    /// `can_clone_into` must hold).
-    pub fn plan(
-        cg: Option<&dyn Cgroup>,
-        can_clone_into: bool,
-        deferred: bool,
-    ) -> Result<Placement> {
+    /// How to place a child of this process in `cg`, before it forks or
+    /// runs anything (what it forks then inherits its cgroups). `deferred`:
+    /// only `create_clone_target` has run yet.
+    pub fn plan(cg: Option<&dyn Cgroup>, deferred: bool) -> Result<Placement> {
         let Some(cg) = cg else {
             return Ok(Placement::default());
         };
         let (v2_dir, v1_dirs) = cg.placement_dirs();
-        let clone_into = if can_clone_into {
-            v2_dir
-                .as_ref()
-                .and_then(|d| std::fs::File::open(d).ok().map(OwnedFd::from))
-        } else {
-            None
-        };
+        let clone_into = v2_dir
+            .as_ref()
+            .and_then(|d| std::fs::File::open(d).ok().map(OwnedFd::from));
         let parent_adds = v2_dir.is_some() && clone_into.is_none();
         if deferred {
             return Ok(Placement {

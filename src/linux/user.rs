@@ -14,6 +14,13 @@ fn setgroups_allowed() -> Option<bool> {
         .map(|s| s.trim() != "deny")
 }
 
+/// Root of the user namespace just entered, where its maps allow it (and
+/// nothing otherwise): the host's ids are unmapped there.
+pub fn become_namespace_root() {
+    let _ = setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0));
+    let _ = setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
+}
+
 pub fn switch(user: &User) -> Result<()> {
     let gids: Vec<Gid> = user
         .additional_gids()

@@ -74,7 +74,7 @@ pub fn enter(e: &Enter) -> Result<Entered> {
     // The process is the helper's child; once the helper is gone, ours.
     nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
     let (parent, child) = sync::pair()?;
-    let place = Placement::plan(e.cgroup, true, false)?;
+    let place = Placement::plan(e.cgroup, false)?;
     let into = place.clone_into.as_ref().map(|fd| fd.as_raw_fd());
     let helper = match fork_with(0, into)? {
         Forked::Child => {
@@ -200,9 +200,7 @@ fn helper_main(
     // The pidfd led to the container's init: nothing needs it any more.
     fds::close_all_except(first_own_fd(e), &keep)?;
     if flags.contains(CloneFlags::CLONE_NEWUSER) {
-        // Root of the container's user namespace, where its maps allow it.
-        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
-        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+        crate::linux::user::become_namespace_root();
     }
     let mut prepared = finish::prepare(e.process, e.seccomp, lsm, e.preserve_fds)?;
     let mut kept = vec![ch.raw()];

@@ -78,7 +78,7 @@ fn kept_after_birth(l: &Launch, ch: &Channel) -> Vec<RawFd> {
 fn enter_namespaces(l: &Launch, plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
     let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
     // The parent sends this right after clone, before anything else.
-    if plan.late_cgroupns && place.parent_adds && !place.deferred {
+    if place.parent_adds && !place.deferred {
         match ch.recv()? {
             Some(Msg::Joined) => {}
             other => {
@@ -91,6 +91,16 @@ fn enter_namespaces(l: &Launch, plan: &NsPlan, place: &Placement, ch: &Channel) 
     if plan.needs_setns() {
         for j in &plan.joins {
             j.enter()?;
+        }
+        if plan
+            .joins
+            .iter()
+            .any(|j| j.kind == LinuxNamespaceType::User)
+        {
+            // Root of the joined namespace (its maps allow that or nothing):
+            // the host's ids are unmapped there, and what init makes in its
+            // new namespaces would fail with EOVERFLOW.
+            crate::linux::user::become_namespace_root();
         }
         // With the extra fork, the real init lands in a pid namespace that
         // others may already share (a pod's): it inherits none of these.
@@ -106,8 +116,7 @@ fn enter_namespaces(l: &Launch, plan: &NsPlan, place: &Placement, ch: &Channel) 
             other => return Err(Error::Init(format!("waiting for id maps, got {other:?}"))),
         }
         // Become root of the new namespace, where the spec's maps allow it.
-        let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
-        let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+        crate::linux::user::become_namespace_root();
     }
     // Until exec, brig's binary is /proc/self/exe here: no process of the
     // container without CAP_SYS_PTRACE may open it, or read init's fds.

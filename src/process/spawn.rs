@@ -128,9 +128,10 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     if let (Some(rest), false) = (l.cgroup_rest, deferred) {
         rest()?;
     }
-    // CLONE_INTO_CGROUP places only the child we clone; after a setns, init
-    // forks again.
-    let place = Placement::plan(l.cgroup, !plan.needs_setns(), deferred)?;
+    // After a setns init forks once more: the child we clone is placed (born
+    // in the cgroup2 directory, joining the v1 hierarchies itself) before
+    // that fork, so the real init inherits every cgroup.
+    let place = Placement::plan(l.cgroup, deferred)?;
     // A cgroup namespace is rooted wherever init is when it is made: made at
     // clone time only when the clone already put init in all its cgroups.
     plan.late_cgroupns = l.cgroup.is_some()
@@ -177,12 +178,11 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
                         // drive() reads why.
                         let _ = parent.send(&Msg::CgroupReady);
                     }),
-                (Some(cg), _) if place.parent_adds => cg.add(pid).and_then(|_| {
-                    if plan.late_cgroupns {
-                        parent.send(&Msg::Joined)?;
-                    }
-                    Ok(())
-                }),
+                // The child waits for this before anything else, so it
+                // cannot fork, or run anything, outside the cgroup.
+                (Some(cg), _) if place.parent_adds => {
+                    cg.add(pid).and_then(|_| parent.send(&Msg::Joined))
+                }
                 _ => Ok(()),
             };
             if let Err(e) = placed {
