@@ -12,13 +12,6 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-fn unpacked(dir: &Path, store: &Path, name: &str) -> std::path::PathBuf {
-    let b = dir.join(format!("bundle-{}", name.replace(['/', ':'], "-")));
-    let r = hoist_in(store, &["unpack", "-q", name, b.to_str().unwrap()]);
-    assert!(r.ok, "unpack {name}: {}", r.stderr);
-    b.join("rootfs")
-}
-
 /// BuildKit creates each WORKDIR (llb.Mkdir with parents, 0755, owned by
 /// the USER of the time) in a layer of its own; buildah 1.28 makes only
 /// the one a later step uses. A WORKDIR that exists adds no layer.

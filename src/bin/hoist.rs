@@ -136,6 +136,10 @@ enum Cmd {
         /// The network of RUN steps: host (default) or none.
         #[arg(long, default_value = "host", value_name = "host|none")]
         network: String,
+        /// A secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
+        /// (repeatable); never in a layer, the history or the cache key.
+        #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+        secrets: Vec<String>,
         /// Also write the image as type=oci|oci-archive|docker-archive|bundle,dest=PATH
         /// (repeatable).
         #[arg(long = "output", short = 'o', value_name = "type=...,dest=PATH")]
@@ -212,6 +216,7 @@ fn run() -> Result<()> {
             target,
             no_cache,
             network,
+            secrets,
             outputs,
             pull,
         } => {
@@ -242,6 +247,10 @@ fn run() -> Result<()> {
                     },
                     pull: pull.options()?,
                     quiet,
+                    secrets: secrets
+                        .iter()
+                        .map(|s| build::mounts::parse_secret(s))
+                        .collect::<Result<_, _>>()?,
                 },
                 tags,
                 outputs: outputs

@@ -426,6 +426,12 @@ impl<R: Read> Read for Exact<R> {
     }
 }
 
+/// Whether overlay marked the upper directory `path` opaque (an unreadable
+/// one counts as opaque: it is kept).
+pub(crate) fn is_opaque(path: &Path) -> bool {
+    xattrs(path).map(|(_, o)| o).unwrap_or(true)
+}
+
 /// The xattrs of `path` (not following a symlink) that belong in a layer,
 /// sorted by name, and whether overlay marked it opaque. Overlay's own
 /// (`trusted.overlay.*`, `user.overlay.*`) stay out; an upper that depends

@@ -10,6 +10,8 @@
 //! parent's key, the instruction after substitution, and for COPY/ADD the
 //! content of what it copies); a step whose key is in the cache is not run.
 
+mod run_mounts;
+
 use super::commit;
 use super::copy::{self, Attrs, SourceRoot};
 use super::ignore::Ignore;
@@ -60,6 +62,8 @@ pub struct Options {
     pub network: Network,
     pub pull: PullOptions,
     pub quiet: bool,
+    /// `--secret`s for RUN --mount=type=secret.
+    pub secrets: super::mounts::Secrets,
 }
 
 impl Options {
@@ -224,6 +228,7 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|s| s.instructions.len() + 1)
             .sum();
+        self.check_mounts(&self.file.stages[..=last])?;
         let r = (|| {
             for i in 0..=last {
                 let img = self.stage(i)?;
@@ -900,13 +905,15 @@ impl<'a> Builder<'a> {
         for (k, v) in flags {
             match (k.as_str(), v.as_str()) {
                 ("network", "none") => network = Network::None,
-                ("network", "host" | "default") => {}
-                ("mount" | "security" | "network", _) => {
+                ("network", "host" | "default") | ("mount", _) => {}
+                ("security" | "network", _) => {
                     return Err(self.err(ins, format!("--{k}={v} is not supported")))
                 }
                 _ => return Err(self.err(ins, format!("unknown flag --{k}"))),
             }
         }
+        let mounts = self.parse_mounts(st, ins, flags)?;
+        let mounts_key = self.mounts_key(ins, &mounts)?;
         // The command; a heredoc with no command is a script for the shell.
         let mut args = match cmd {
             Cmd::Exec(v) => v.clone(),
@@ -960,13 +967,15 @@ impl<'a> Builder<'a> {
             &serde_json::to_string(&st.img.config["config"]["User"]).unwrap_or_default(),
             &Self::workdir(st),
             &format!("{network:?}"),
+            &mounts_key,
         ]);
         if let Some(img) = self.cached(&key) {
             st.img = img;
             st.key = key;
             return Ok(true);
         }
-        let (sd, merged, upper) = self.step_overlay(st)?;
+        let (mut sd, merged, upper) = self.step_overlay(st)?;
+        let held = self.prepare_mounts(ins, &mounts, &mut sd, &merged)?;
         let cwd = Self::workdir(st);
         let root = fs::File::open(&merged).at(&merged)?;
         crate::linux::paths::mkdir_all_in_root(root.as_fd(), Path::new(&cwd), 0o755)?;
@@ -991,9 +1000,15 @@ impl<'a> Builder<'a> {
             user,
             network,
             rootfs: &merged,
+            mounts: held.spec.clone(),
         };
         let ran = run_step::run(&spec, &sd.dir.join("run"), &self.brig_root, !self.o.quiet)
             .map_err(|e| self.err(ins, e))?;
+        // What the mounts brought stays out of the layer.
+        held.stubs.remove_made(&merged);
+        sd.unmount()?;
+        held.stubs.prune_upper(&upper);
+        drop(held);
         crate::interrupt::check().map_err(|e| self.err(ins, e))?;
         if ran.code != 0 {
             let tail = if ran.tail.is_empty() {
@@ -1238,7 +1253,7 @@ fn write_heredoc(target: std::os::fd::BorrowedFd, to: &str, body: &str, a: Attrs
 
 /// An absolute path with `.` and `..` resolved lexically, as Docker
 /// records WORKDIR (`..` stops at `/`).
-fn clean_abs(p: &Path) -> String {
+pub(crate) fn clean_abs(p: &Path) -> String {
     let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
     for c in p.components() {
         match c {

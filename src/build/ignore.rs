@@ -230,6 +230,11 @@ pub struct Ignore {
 }
 
 impl Ignore {
+    /// No pattern: nothing is left out.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
     /// Lines: comments (`#` in the first column), blank lines, patterns per
     /// Go filepath.Match plus `**` (any number of directories), leading and
     /// trailing slashes and `./` cleaned, `!` exceptions; the last matching

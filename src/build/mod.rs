@@ -10,6 +10,7 @@ pub mod copy;
 pub mod exec;
 pub mod export;
 pub mod ignore;
+pub mod mounts;
 pub mod parse;
 pub mod run_step;
 pub mod vars;

@@ -56,6 +56,8 @@ pub struct RunSpec<'a> {
     pub network: Network,
     /// The rootfs: the merged directory of the step's overlay.
     pub rootfs: &'a Path,
+    /// RUN --mount's entries for the spec's mounts.
+    pub mounts: Vec<Value>,
 }
 
 /// What became of a RUN.
@@ -83,6 +85,9 @@ fn spec(r: &RunSpec, id: &str) -> Result<Value> {
         p["capabilities"][set] = json!(CAPS);
     }
     spec["root"] = json!({"path": r.rootfs, "readonly": false});
+    if let Some(m) = spec["mounts"].as_array_mut() {
+        m.extend(r.mounts.iter().cloned());
+    }
     if crate::linux::idmap::in_user_namespace() {
         // An unprivileged build: the RUN container nests a user namespace
         // over every id the build's own namespace has.

@@ -74,6 +74,22 @@ pub fn run_image(dir: &Path, store: &Path, name: &str, args: &[&str]) -> String 
     brig_run(&dir.join("state"), &b, &id)
 }
 
+/// Unpacks the stored image `name` into a fresh bundle under `dir`;
+/// returns its rootfs.
+pub fn unpacked(dir: &Path, store: &Path, name: &str) -> PathBuf {
+    let b = dir.join(format!("unpacked-{}", name.replace(['/', ':'], "-")));
+    let _ = fs::remove_dir_all(&b);
+    let r = hoist_in(store, &["unpack", "-q", name, b.to_str().unwrap()]);
+    assert!(r.ok, "unpack {name}: {}", r.stderr);
+    b.join("rootfs")
+}
+
+/// The text of `file` in the stored image `name`.
+pub fn read_in_image(dir: &Path, store: &Path, name: &str, file: &str) -> String {
+    let p = unpacked(dir, store, name).join(file);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{name}:/{file}: {e}"))
+}
+
 pub fn inspect(store: &Path, name: &str) -> Value {
     let r = hoist_in(store, &["inspect", name]);
     assert!(r.ok, "inspect: {}", r.stderr);
@@ -92,7 +108,15 @@ pub fn no_step_left(store: &Path) {
     );
 }
 
+/// The build failed with one `hoist:` line holding each of `wants`, the
+/// store names only busybox, and nothing of the build is left.
 pub fn assert_build_failed(store: &Path, r: &Run, wants: &[&str]) {
+    assert_build_failed_leaving(store, r, wants, "localhost/busybox:latest\n")
+}
+
+/// As [`assert_build_failed`], with `images` (what `images -q` printed
+/// before the build) still the store's names.
+pub fn assert_build_failed_leaving(store: &Path, r: &Run, wants: &[&str], images: &str) {
     assert!(!r.ok, "build succeeded: {}", r.stdout);
     let lines: Vec<&str> = r
         .stderr
@@ -105,7 +129,7 @@ pub fn assert_build_failed(store: &Path, r: &Run, wants: &[&str]) {
     }
     assert_eq!(
         hoist_in(store, &["images", "-q"]).stdout,
-        "localhost/busybox:latest\n",
+        images,
         "a tag was left"
     );
     no_step_left(store);
