@@ -465,3 +465,29 @@ fn an_app_joining_a_pod_with_its_own_cgroup_namespace_is_in_its_cgroups() {
 fn an_app_joining_a_pods_user_namespace_is_in_its_cgroups() {
     joined_app_is_confined("cg_join_user", &["user", "pid", "network", "ipc"], false);
 }
+
+/// A node listed in linux.devices is made in /dev, but the cgroup decides
+/// what may be done with it: under a deny-all rule, with nothing allowing
+/// it, /dev/kmsg stays closed (as runc does), not opened up with rwm.
+#[test]
+fn a_listed_device_node_does_not_widen_a_deny_all_rule() {
+    let c = Container::new("cg_dev_listed");
+    c.edit(|cfg| {
+        cfg["linux"]["devices"] = json!([
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o644, "uid": 0, "gid": 0}
+        ]);
+        cfg["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+        set_sh(
+            cfg,
+            "test -c /dev/kmsg && echo node-made; echo x 2>&1 > /dev/kmsg || echo write-refused; \
+             head -c0 /dev/kmsg 2>&1 || echo read-refused",
+        );
+    });
+    let out = c.run(&[]).ok().to_string();
+    assert!(out.contains("node-made"), "{out}");
+    assert!(
+        out.contains("write-refused") && out.contains("read-refused"),
+        "/dev/kmsg was usable under deny-all: {out}"
+    );
+    assert!(out.contains("Operation not permitted"), "{out}");
+}

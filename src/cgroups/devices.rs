@@ -2,7 +2,7 @@
 //! linux.resources.devices, plus what every container needs to work.
 
 use crate::error::{Error, Result};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Spec};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, Spec};
 
 /// One rule, checked and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,21 +92,22 @@ fn allow(kind: char, major: Option<i64>, minor: Option<i64>, access: &str) -> Ru
 }
 
 /// The spec's rules in order, then the devices brig itself puts in /dev
-/// and those listed in linux.devices (as runc appends them): a container
-/// whose spec denies everything still gets a working /dev/null and ptys.
+/// (as runc appends them): a container whose spec denies everything still
+/// gets a working /dev/null and ptys. Nodes listed in linux.devices are
+/// made, but get no rule of their own: the spec's rules decide, as in runc
+/// (an automatic rwm would open /dev/kmsg under a deny-all rule).
 pub fn rules(spec: &Spec) -> Result<Vec<Rule>> {
-    let linux = spec.linux().as_ref();
-    let listed = linux
+    let listed = spec
+        .linux()
+        .as_ref()
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.devices().as_deref())
         .unwrap_or(&[]);
-    let nodes = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-    rules_from(listed, nodes)
+    rules_from(listed)
 }
 
-/// The same from the parts, for `update`, which gets new rules but keeps
-/// the nodes the container was created with.
-pub fn rules_from(listed: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Result<Vec<Rule>> {
+/// The same from the spec's rules alone, for `update`.
+pub fn rules_from(listed: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
     let mut out = Vec::new();
     for d in listed {
         out.push(Rule::from_spec(d)?);
@@ -133,14 +134,6 @@ pub fn rules_from(listed: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Result
     out.push(allow('c', Some(136), None, "rwm"));
     out.push(allow('c', None, None, "m"));
     out.push(allow('b', None, None, "m"));
-    for d in nodes {
-        let kind = match d.typ() {
-            LinuxDeviceType::B => 'b',
-            LinuxDeviceType::P => continue,
-            _ => 'c',
-        };
-        out.push(allow(kind, Some(d.major()), Some(d.minor()), "rwm"));
-    }
     Ok(out)
 }
 

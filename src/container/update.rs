@@ -4,7 +4,7 @@ use super::store::Store;
 use super::Status;
 use crate::cgroups;
 use crate::error::{Error, Result};
-use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 
 /// Parses LinuxResources JSON (runc's `--resources` format).
 pub fn parse(json: &str, source: &str) -> Result<LinuxResources> {
@@ -23,16 +23,10 @@ pub fn update(store: &Store, id: &str, r: &LinuxResources) -> Result<()> {
         .ok_or_else(|| Error::Other(format!("container \"{id}\" has no cgroup")))?;
     // Device rules first: they are the ones that can still be refused.
     if let Some(devices) = r.devices().as_deref().filter(|d| !d.is_empty()) {
-        let rules = cgroups::devices::rules_from(devices, &created_nodes(&c.state.bundle))?;
+        let rules = cgroups::devices::rules_from(devices)?;
         cg.set_devices(&rules)?;
     }
     cg.set(r)
 }
 
-/// linux.devices of the bundle: the nodes that stay allowed whatever the rules say.
-fn created_nodes(bundle: &std::path::Path) -> Vec<LinuxDevice> {
-    crate::spec::Bundle::load(bundle)
-        .ok()
-        .and_then(|b| b.spec.linux().as_ref().and_then(|l| l.devices().clone()))
-        .unwrap_or_default()
-}
+
