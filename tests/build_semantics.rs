@@ -164,3 +164,93 @@ fn onbuild_triggers_show_in_the_output() {
         "trigger-ran\n"
     );
 }
+
+/// `--build-context NAME=DIR|docker-image://REF` (BuildKit; buildah 1.28
+/// has no such flag): COPY --from, RUN --mount from= and FROM read it
+/// before any stage or image of that name, and a changed file of a
+/// directory context runs the steps that read it again.
+#[test]
+fn build_contexts_name_directories_and_images() {
+    let dir = scratch("contexts");
+    let store = store_with_busybox(&dir);
+    let extra = dir.join("extra");
+    fs::create_dir_all(&extra).unwrap();
+    fs::write(extra.join("file"), "extra-1\n").unwrap();
+    let ctx = context(
+        &dir,
+        "FROM base\n\
+         COPY --from=extra /file /copied\n\
+         RUN --mount=type=bind,from=extra,target=/e cat /e/file > /mounted\n\
+         COPY --from=tools /bin/busybox /tools-busybox\n",
+        &[],
+    );
+    let args = |tag: &'static str| {
+        vec![
+            "-t".to_string(),
+            tag.to_string(),
+            "--build-context".into(),
+            "base=docker-image://localhost/busybox:latest".into(),
+            "--build-context".into(),
+            format!("extra={}", extra.display()),
+            "--build-context".into(),
+            format!("tools=oci-archive:{}", busybox().display()),
+        ]
+    };
+    let run_with = |tag: &'static str| {
+        let a = args(tag);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        build(&store, &ctx, &a)
+    };
+    let r = run_with("x/ctx:1");
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        read_in_image(&dir, &store, "x/ctx:1", "copied"),
+        "extra-1\n"
+    );
+    assert_eq!(
+        read_in_image(&dir, &store, "x/ctx:1", "mounted"),
+        "extra-1\n"
+    );
+    assert!(unpacked(&dir, &store, "x/ctx:1")
+        .join("tools-busybox")
+        .is_file());
+    let r = run_with("x/ctx:2");
+    assert_eq!(
+        r.stdout.matches("--> Using cache").count(),
+        3,
+        "{}",
+        r.stdout
+    );
+    fs::write(extra.join("file"), "extra-2\n").unwrap();
+    let r = run_with("x/ctx:3");
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.matches("--> Using cache").count(),
+        0,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        read_in_image(&dir, &store, "x/ctx:3", "mounted"),
+        "extra-2\n"
+    );
+
+    // FROM a directory, and a context that is not there: one line each.
+    let before = hoist_in(&store, &["images", "-q"]).stdout;
+    let bad = context(&dir.join("bad"), "FROM extra\nRUN true\n", &[]);
+    let extra_arg = format!("extra={}", extra.display());
+    let r = build(&store, &bad, &["--build-context", &extra_arg]);
+    assert_build_failed_leaving(
+        &store,
+        &r,
+        &["Dockerfile:1: FROM:", "FROM needs an image"],
+        &before,
+    );
+    let r = build(&store, &bad, &["--build-context", "extra=/nonexistent/dir"]);
+    assert_build_failed_leaving(
+        &store,
+        &r,
+        &["--build-context extra=/nonexistent/dir"],
+        &before,
+    );
+}

@@ -136,6 +136,11 @@ enum Cmd {
         /// The network of RUN steps: host (default) or none.
         #[arg(long, default_value = "host", value_name = "host|none")]
         network: String,
+        /// A named context for FROM, COPY --from and RUN --mount from=:
+        /// NAME=DIR or NAME=docker-image://REF (or oci:DIR, oci-archive:FILE...)
+        /// (repeatable).
+        #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF")]
+        build_contexts: Vec<String>,
         /// A secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
         /// (repeatable); never in a layer, the history or the cache key.
         #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
@@ -216,6 +221,7 @@ fn run() -> Result<()> {
             target,
             no_cache,
             network,
+            build_contexts,
             secrets,
             outputs,
             pull,
@@ -250,6 +256,10 @@ fn run() -> Result<()> {
                     secrets: secrets
                         .iter()
                         .map(|s| build::mounts::parse_secret(s))
+                        .collect::<Result<_, _>>()?,
+                    build_contexts: build_contexts
+                        .iter()
+                        .map(|c| build::exec::BuildContext::parse(c))
                         .collect::<Result<_, _>>()?,
                 },
                 tags,

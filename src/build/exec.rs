@@ -64,6 +64,48 @@ pub struct Options {
     pub quiet: bool,
     /// `--secret`s for RUN --mount=type=secret.
     pub secrets: super::mounts::Secrets,
+    /// `--build-context NAME=...`, by name.
+    pub build_contexts: BTreeMap<String, BuildContext>,
+}
+
+/// What `--build-context NAME=VALUE` names for FROM, COPY --from and
+/// RUN --mount from= (before any stage or image of that name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildContext {
+    /// A local directory.
+    Dir(PathBuf),
+    /// An image source, as `hoist unpack` takes it.
+    Image(String),
+}
+
+impl BuildContext {
+    /// `NAME=DIR`, `NAME=docker-image://REF`, or `NAME=` any image source
+    /// with a transport (`oci:`, `oci-archive:`, `docker-archive:`,
+    /// `docker://`).
+    pub fn parse(s: &str) -> Result<(String, BuildContext)> {
+        let bad = |why: String| Error::Other(format!("--build-context {s}: {why}"));
+        let (name, value) = s
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+            .ok_or_else(|| bad("want NAME=DIR or NAME=docker-image://REF".into()))?;
+        let name = name.to_lowercase();
+        if let Some(r) = value.strip_prefix("docker-image://") {
+            return Ok((name, BuildContext::Image(r.to_string())));
+        }
+        if ["oci:", "oci-archive:", "docker-archive:", "docker://"]
+            .iter()
+            .any(|p| value.starts_with(p))
+        {
+            return Ok((name, BuildContext::Image(value.to_string())));
+        }
+        let dir = fs::canonicalize(value).map_err(|e| bad(format!("{value}: {e}")))?;
+        if !dir.is_dir() {
+            return Err(bad(format!(
+                "{value} is not a directory (an image wants docker-image://REF or oci:DIR)"
+            )));
+        }
+        Ok((name, BuildContext::Dir(dir)))
+    }
 }
 
 impl Options {
@@ -345,6 +387,17 @@ impl<'a> Builder<'a> {
         if name == "scratch" {
             return Ok((scratch_image(), sha(&["scratch"])));
         }
+        match self.o.build_contexts.get(name) {
+            Some(BuildContext::Dir(d)) => {
+                return Err(Error::Other(format!(
+                    "\"{name}\" is the directory {} (--build-context): FROM needs an image; \
+                     use it with COPY --from or RUN --mount from=",
+                    d.display()
+                )))
+            }
+            Some(BuildContext::Image(r)) => return self.image(&r.clone()),
+            None => {}
+        }
         if let Some(idx) = self.stage_index(name) {
             let img = self.done[idx].clone();
             let key = sha(&[
@@ -354,6 +407,35 @@ impl<'a> Builder<'a> {
             return Ok((img, key));
         }
         self.image(name)
+    }
+
+    /// What `name` in COPY --from or --mount from= reads: a directory of
+    /// --build-context, or the rootfs of a --build-context image, a stage
+    /// or an image, mounted read-only for as long as the guard lives; and
+    /// a key of its content (an image's diff_ids, a directory's hash).
+    fn source_dir(&mut self, name: &str) -> Result<(Option<StepDir>, PathBuf, String)> {
+        let img = match self.o.build_contexts.get(name) {
+            Some(BuildContext::Dir(d)) => {
+                let d = d.clone();
+                let f = fs::File::open(&d).at(&d)?;
+                let r = SourceRoot {
+                    fd: f.as_fd(),
+                    ignore: None,
+                    what: name,
+                };
+                let key = copy::hash(&r, &copy::resolve(&r, &["/".to_string()])?)?;
+                return Ok((None, d, key));
+            }
+            Some(BuildContext::Image(r)) => self.image(&r.clone())?.0,
+            None => match self.stage_index(name) {
+                Some(i) => self.done[i].clone(),
+                None => self.image(name)?.0,
+            },
+        };
+        let key: Vec<&str> = img.layers.iter().map(|l| l.diff_id.as_str()).collect();
+        let key = key.join(",");
+        let (guard, dir) = self.read_only_root(&img)?;
+        Ok((guard, dir, key))
     }
 
     fn stage_index(&self, name: &str) -> Option<usize> {
@@ -1079,11 +1161,7 @@ impl<'a> Builder<'a> {
             None => None,
             Some(f) => {
                 let f = self.expand(st, ins, f)?;
-                let img = match self.stage_index(&f) {
-                    Some(i) => self.done[i].clone(),
-                    None => self.image(&f).map_err(|e| self.err(ins, e))?.0,
-                };
-                let (guard, dir) = self.read_only_root(&img)?;
+                let (guard, dir, _) = self.source_dir(&f).map_err(|e| self.err(ins, e))?;
                 _mounts = guard;
                 Some(dir)
             }

@@ -105,18 +105,8 @@ impl Builder<'_> {
         let Some(f) = from else {
             return Ok((Root::Context, None, String::new()));
         };
-        let img = match self.stage_index(f) {
-            Some(i) => self.done[i].clone(),
-            None => self.image(f).map_err(|e| self.mount_err(ins, e))?.0,
-        };
-        let key = img
-            .layers
-            .iter()
-            .map(|l| l.diff_id.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        let (guard, dir) = self
-            .read_only_root(&img)
+        let (guard, dir, key) = self
+            .source_dir(f)
             .map_err(|e| self.mount_err(ins, format!("from={f}: {e}")))?;
         Ok((Root::Dir(dir), guard, key))
     }
