@@ -719,3 +719,39 @@ fn mount_destinations_named_under_proc_and_sys_still_work() {
         "{out}"
     );
 }
+
+/// With --no-pivot the container is only chrooted: the host's mounts stay
+/// in its mount namespace. The kernel lets a user namespace mount a new
+/// procfs only where a fully visible one is in the mount namespace, and
+/// the host's whole /proc would count: a nested user namespace could then
+/// mount a procfs without the container's masks. The attempt, made from
+/// the container's mount and pid namespaces, must be refused.
+#[test]
+fn no_pivot_leaves_no_host_procfs_for_a_nested_user_namespace() {
+    let c = Container::new("esc_nopivot");
+    c.edit(|cfg| set_args(cfg, &["sleep", "60"]));
+    c.try_create(&["--no-pivot"]).ok();
+    let pid = c.pid().to_string();
+    let out = exec(Command::new("nsenter").args([
+        "-t",
+        &pid,
+        "-m",
+        "-p",
+        "/bin/busybox",
+        "unshare",
+        "-U",
+        "-r",
+        "-p",
+        "-f",
+        "-m",
+        "/bin/sh",
+        "-c",
+        "mount -t proc proc /tmp && echo MOUNTED; echo done",
+    ]));
+    let text = out.ok();
+    assert!(text.ends_with("done\n"), "{out}");
+    assert!(
+        !text.contains("MOUNTED"),
+        "a nested user namespace mounted a procfs: the host's /proc is still in the --no-pivot container's mount namespace\n{out}"
+    );
+}

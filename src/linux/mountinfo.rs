@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
 pub struct MountInfo {
+    /// The path inside its filesystem that is mounted ("/" for a whole one).
+    pub root: PathBuf,
     pub mount_point: PathBuf,
     pub fs_type: String,
     pub super_options: String,
@@ -37,6 +39,7 @@ pub fn parse(text: &str) -> Vec<MountInfo> {
     text.lines()
         .filter_map(|line| {
             let (pre, post) = line.split_once(" - ")?;
+            let root = unescape(pre.split(' ').nth(3)?);
             let mount_point = unescape(pre.split(' ').nth(4)?);
             let shared = pre.split(' ').skip(6).any(|f| f.starts_with("shared:"));
             let mut post = post.split(' ');
@@ -44,6 +47,7 @@ pub fn parse(text: &str) -> Vec<MountInfo> {
             let _source = post.next();
             let super_options = post.next().unwrap_or("").to_string();
             Some(MountInfo {
+                root: PathBuf::from(root),
                 mount_point: PathBuf::from(mount_point),
                 fs_type,
                 super_options,

@@ -227,6 +227,7 @@ impl Rootfs<'_> {
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).sys(|| format!("chdir {}", rootfs.display()))?;
     if no_pivot {
+        hide_host_proc_and_sys(rootfs)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .sys(|| "moving rootfs to /".into())?;
         nix::unistd::chroot(".").sys(|| "chroot into rootfs".into())?;
@@ -245,6 +246,57 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).sys(|| "detaching old root".into())?;
     }
     nix::unistd::chdir("/").sys(|| "chdir /".into())
+}
+
+/// Without pivot_root the host's mounts stay in the container's mount
+/// namespace, under the chroot. The kernel lets a user namespace mount a
+/// new procfs or sysfs only where one is fully visible in the mount
+/// namespace, and the host's whole /proc and /sys would count: a nested
+/// user namespace could then mount one without the container's masks.
+/// So each of them outside the rootfs is detached, or, where that is
+/// refused, covered with an empty tmpfs.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let host = mountinfo::read_self();
+    let whole = host.iter().filter(|m| {
+        matches!(m.fs_type.as_str(), "proc" | "sysfs")
+            && m.root == Path::new("/")
+            && !m.mount_point.starts_with(rootfs)
+    });
+    let mut detached: Vec<&Path> = Vec::new();
+    for m in whole {
+        let p = &m.mount_point;
+        // Already gone with a mount above it.
+        if detached.iter().any(|d| p.starts_with(d)) {
+            continue;
+        }
+        // The unmount must not reach the host's namespace.
+        mount(
+            None::<&str>,
+            p,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .sys(|| format!("making {} a slave mount", p.display()))?;
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) => detached.push(p),
+            Err(nix::Error::EINVAL | nix::Error::EPERM) => mount(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .sys(|| format!("covering the host's {}", p.display()))?,
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("detaching the host's {}", p.display()),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// rootfsPropagation, applied to the container's own `/` once it is the
