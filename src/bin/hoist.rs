@@ -141,6 +141,20 @@ enum Cmd {
         /// (repeatable).
         #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF")]
         build_contexts: Vec<String>,
+        /// Reuse the cache entries of type=local,src=DIR (an OCI layout) or
+        /// type=registry,ref=REF (repeatable).
+        #[arg(
+            long = "cache-from",
+            value_name = "type=local,src=DIR|type=registry,ref=REF"
+        )]
+        cache_from: Vec<String>,
+        /// Export this build's cache entries to type=local,dest=DIR or
+        /// type=registry,ref=REF (repeatable).
+        #[arg(
+            long = "cache-to",
+            value_name = "type=local,dest=DIR|type=registry,ref=REF"
+        )]
+        cache_to: Vec<String>,
         /// A secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
         /// (repeatable); never in a layer, the history or the cache key.
         #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
@@ -222,6 +236,8 @@ fn run() -> Result<()> {
             no_cache,
             network,
             build_contexts,
+            cache_from,
+            cache_to,
             secrets,
             outputs,
             pull,
@@ -261,7 +277,15 @@ fn run() -> Result<()> {
                         .iter()
                         .map(|c| build::exec::BuildContext::parse(c))
                         .collect::<Result<_, _>>()?,
+                    cache_from: cache_from
+                        .iter()
+                        .map(|c| build::cache::CacheRef::parse(c, "--cache-from"))
+                        .collect::<Result<_, _>>()?,
                 },
+                cache_to: cache_to
+                    .iter()
+                    .map(|c| build::cache::CacheRef::parse(c, "--cache-to"))
+                    .collect::<Result<_, _>>()?,
                 tags,
                 outputs: outputs
                     .iter()

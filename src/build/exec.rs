@@ -12,6 +12,7 @@
 
 mod run_mounts;
 
+use super::cache;
 use super::commit;
 use super::copy::{self, Attrs, SourceRoot};
 use super::ignore::Ignore;
@@ -25,7 +26,7 @@ use crate::image::overlay;
 use crate::image::pull::{self, PullOptions};
 use crate::image::reference::Reference;
 use crate::image::source::Source;
-use crate::image::store::{write_atomic, Store};
+use crate::image::store::Store;
 use nix::mount::MntFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -64,6 +65,8 @@ pub struct Options {
     pub quiet: bool,
     /// `--secret`s for RUN --mount=type=secret.
     pub secrets: super::mounts::Secrets,
+    /// `--cache-from`: more cache entries to reuse.
+    pub cache_from: Vec<cache::CacheRef>,
     /// `--build-context NAME=...`, by name.
     pub build_contexts: BTreeMap<String, BuildContext>,
 }
@@ -143,6 +146,11 @@ pub struct Builder<'a> {
     step: usize,
     steps: usize,
     epoch: Option<i64>,
+    /// --cache-from, read lazily.
+    imports: Vec<cache::Import>,
+    /// The cache keys of this build's steps (noted by `cached`, which
+    /// the steps call while they borrow the builder).
+    keys: std::cell::RefCell<Vec<String>>,
 }
 
 /// The time a build records: SOURCE_DATE_EPOCH when set (reproducible
@@ -233,6 +241,12 @@ impl<'a> Builder<'a> {
             epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
                 .and_then(|s| s.parse().ok()),
+            imports: o
+                .cache_from
+                .iter()
+                .map(|c| cache::Import::open(c, &o.pull.registry))
+                .collect::<Result<_>>()?,
+            keys: Default::default(),
         })
     }
 
@@ -854,24 +868,37 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The cache entry of `key`, if all of its blobs are still there.
+    /// The cache entry of `key`: the store's, else one of --cache-from's
+    /// (brought into the store). A cache import that fails is a warning
+    /// and a miss, as in BuildKit: the step runs.
     fn cached(&self, key: &str) -> Option<Image> {
         if self.o.no_cache {
             return None;
         }
-        let path = self.store.dir.join("build-cache").join(key);
-        let img: Image = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-        img.layers
-            .iter()
-            .all(|l| self.store.has_blob(&l.desc.digest).unwrap_or(false))
-            .then_some(img)
+        let mut img = cache::lookup(self.store, key);
+        for i in &self.imports {
+            if img.is_some() {
+                break;
+            }
+            match i.fetch(self.store, key) {
+                Ok(found) => img = found,
+                Err(e) => eprintln!("hoist: warning: {e}"),
+            }
+        }
+        if img.is_some() {
+            self.keys.borrow_mut().push(key.to_string());
+        }
+        img
     }
 
     fn remember(&self, key: &str, img: &Image) -> Result<()> {
-        let dir = self.store.dir.join("build-cache");
-        fs::create_dir_all(&dir).at(&dir)?;
-        let bytes = serde_json::to_vec(img).map_err(|e| Error::Other(e.to_string()))?;
-        write_atomic(&dir.join(key), &bytes)
+        self.keys.borrow_mut().push(key.to_string());
+        cache::remember(self.store, key, img)
+    }
+
+    /// The keys of the steps this build used or made, for --cache-to.
+    pub fn keys(&self) -> Vec<String> {
+        self.keys.borrow().clone()
     }
 
     /// Mounts an overlay of the state's layers with a fresh upper

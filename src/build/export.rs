@@ -79,7 +79,7 @@ fn ref_name(name: &str) -> Result<String> {
 /// Puts the blob `d` of the store at `blobs/sha256/HEX` under `dir`: a hard
 /// link when both are on one file system, else a verified copy. A blob
 /// already there is kept (its name is its content).
-fn put_blob(store: &Store, d: &Descriptor, dir: &Path) -> Result<()> {
+pub(crate) fn put_blob(store: &Store, d: &Descriptor, dir: &Path) -> Result<()> {
     let src = store.layout().blob_path(&d.digest)?;
     let hex = &d.digest["sha256:".len()..];
     let dest = dir.join("blobs/sha256").join(hex);

@@ -3,8 +3,10 @@
 //! step (exec.rs: RUN in a brig container on an overlay of the stage's
 //! layers, COPY/ADD from the context filtered by ignore.rs), each step's
 //! changes committed as a layer (commit.rs) or found in the cache
-//! (cache.rs), and the result stored, tagged and exported (export.rs).
+//! (cache.rs, also exported and imported there), and the result stored,
+//! tagged and exported (export.rs).
 
+pub mod cache;
 pub mod commit;
 pub mod copy;
 pub mod exec;
@@ -68,6 +70,8 @@ pub struct BuildOptions {
     pub tags: Vec<String>,
     pub outputs: Vec<Output>,
     pub store: PathBuf,
+    /// `--cache-to`: where this build's cache entries go.
+    pub cache_to: Vec<cache::CacheRef>,
 }
 
 /// `hoist build` by an unprivileged user: the whole build runs as root of a
@@ -91,13 +95,23 @@ pub fn build_unprivileged(o: &BuildOptions) -> Result<String> {
 fn store_image(store: &Store, img: &Image) -> Result<Descriptor> {
     let mut config = img.config.clone();
     config["created"] = json!(exec::now());
-    let cbytes = serde_json::to_vec(&config).map_err(|e| Error::Other(e.to_string()))?;
+    write_manifest(store, &config, &img.layers)
+}
+
+/// Stores `config` and an image manifest of it and `layers`; returns the
+/// manifest's descriptor.
+pub(crate) fn write_manifest(
+    store: &Store,
+    config: &serde_json::Value,
+    layers: &[exec::Layer],
+) -> Result<Descriptor> {
+    let cbytes = serde_json::to_vec(config).map_err(|e| Error::Other(e.to_string()))?;
     let cdesc = store.write_bytes(&cbytes, "application/vnd.oci.image.config.v1+json")?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": cdesc,
-        "layers": img.layers.iter().map(|l| &l.desc).collect::<Vec<_>>(),
+        "layers": layers.iter().map(|l| &l.desc).collect::<Vec<_>>(),
     });
     let mbytes = serde_json::to_vec(&manifest).map_err(|e| Error::Other(e.to_string()))?;
     store.write_bytes(&mbytes, OCI_MANIFEST)
@@ -136,11 +150,21 @@ pub fn build(o: &BuildOptions) -> Result<String> {
     crate::interrupt::install()?;
     let store = Store::open(&o.store)?;
     let _lock = store.lock_shared()?;
-    let img = Builder::new(&store, &o.exec, &file)?.build()?;
+    let mut builder = Builder::new(&store, &o.exec, &file)?;
+    let img = builder.build()?;
     crate::interrupt::check()?;
     let mdesc = store_image(&store, &img)?;
     for t in &tags {
         store.tag(t, &mdesc)?;
+    }
+    for to in &o.cache_to {
+        cache::export(
+            &store,
+            &builder.keys(),
+            to,
+            &o.exec.pull.registry,
+            o.exec.quiet,
+        )?;
     }
     drop(_lock);
     let name = tags

@@ -35,19 +35,32 @@ pub fn push(
             "image \"{name}\" is not in the store"
         )))
     })?;
-    let client = Client::new(&r, opts)?;
+    push_descriptor(store, &mdesc, &r, opts, quiet)?;
+    Ok(mdesc.digest)
+}
+
+/// Pushes the manifest or index `mdesc` of the store, and all it refers
+/// to, to `r` (the caller holds the store's lock).
+pub fn push_descriptor(
+    store: &Store,
+    mdesc: &Descriptor,
+    r: &Reference,
+    opts: &registry::Options,
+    quiet: bool,
+) -> Result<()> {
+    let client = Client::new(r, opts)?;
     let progress = Progress::new(quiet);
     push_manifest(
         store,
         &client,
         &r.repo_name(),
-        &mdesc,
+        mdesc,
         r.reference(),
         &progress,
         0,
     )?;
-    progress.note(&format!("{where_to}: pushed {}", mdesc.digest));
-    Ok(mdesc.digest)
+    progress.note(&format!("{r}: pushed {}", mdesc.digest));
+    Ok(())
 }
 
 /// Pushes what `desc` refers to, then `desc` itself under `reference`. The
