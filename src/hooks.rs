@@ -94,10 +94,21 @@ pub fn validate(hooks: &Hooks) -> std::result::Result<(), String> {
 
 /// Runs every hook of `point` in order; the first failure stops the rest.
 pub fn run(hooks: Option<&Hooks>, point: Point, state: &serde_json::Value) -> Result<()> {
+    run_with_env(hooks, point, state, None)
+}
+
+/// [`run`], where a hook without `env` gets `default_env` (the container's
+/// for startContainer, as runc's do) instead of the runtime's own.
+pub fn run_with_env(
+    hooks: Option<&Hooks>,
+    point: Point,
+    state: &serde_json::Value,
+    default_env: Option<&[String]>,
+) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
     let input = state.to_string();
     for h in point.of(hooks) {
-        run_one(h, input.as_bytes()).map_err(|e| {
+        run_one(h, input.as_bytes(), default_env).map_err(|e| {
             Error::Other(format!("{} hook {}: {e}", point.name(), h.path().display()))
         })?;
     }
@@ -110,7 +121,7 @@ pub fn run_logged(hooks: Option<&Hooks>, point: Point, state: &serde_json::Value
     let Some(hooks) = hooks else { return };
     let input = state.to_string();
     for h in point.of(hooks) {
-        if let Err(e) = run_one(h, input.as_bytes()) {
+        if let Err(e) = run_one(h, input.as_bytes(), None) {
             crate::logging::warn(&format!(
                 "{} hook {}: {e}",
                 point.name(),
@@ -120,14 +131,18 @@ pub fn run_logged(hooks: Option<&Hooks>, point: Point, state: &serde_json::Value
     }
 }
 
-fn run_one(h: &Hook, input: &[u8]) -> std::result::Result<(), String> {
+fn run_one(
+    h: &Hook,
+    input: &[u8],
+    default_env: Option<&[String]>,
+) -> std::result::Result<(), String> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args() {
         if let Some((argv0, rest)) = args.split_first() {
             cmd.arg0(argv0).args(rest);
         }
     }
-    if let Some(env) = h.env() {
+    if let Some(env) = h.env().as_deref().or(default_env) {
         cmd.env_clear();
         for kv in env {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));

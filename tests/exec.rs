@@ -154,3 +154,100 @@ fn exec_bad_input_leaves_the_container_alone() {
     assert!(out.err().contains("executable file not found"), "{out}");
     assert_eq!(c.status(), "running");
 }
+
+/// An exec'd process gets what init got: the container's oomScoreAdj
+/// (its own wins), linux.personality, and a session and process group of
+/// its own, terminal or not.
+#[test]
+fn exec_gets_the_containers_oom_score_personality_and_its_own_session() {
+    let c = Container::running("exec_like_init", |cfg| {
+        cfg["process"]["oomScoreAdj"] = json!(123);
+        cfg["linux"]["personality"] = json!({"domain": "LINUX32"});
+    });
+    let out = c.cmd(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "cat /proc/self/oom_score_adj; uname -m; s=$(cut -d' ' -f6 /proc/self/stat); [ \"$s\" = $$ ] && echo own-session",
+    ]);
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "123", "{out}");
+    assert_eq!(lines[2], "own-session", "{out}");
+    if is_runc() && lines[1] != "i686" {
+        eprintln!("NOTE: runc 1.1.5 has no linux.personality: {out}");
+    } else {
+        assert_eq!(
+            lines[1], "i686",
+            "exec'd process without the personality: {out}"
+        );
+    }
+    let pjson = c.dir.join("p.json");
+    fs::write(
+        &pjson,
+        json!({"args": ["cat", "/proc/self/oom_score_adj"], "cwd": "/", "oomScoreAdj": 7,
+               "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .expect("write process.json");
+    // Without "user": root, as runc takes it.
+    let out = c.cmd(&["exec", "--process", p(&pjson), &c.id]);
+    if is_runc() && out.ok() != "7\n" {
+        eprintln!("NOTE: runc 1.1.5 ignores an exec'd process's own oomScoreAdj: {out}");
+        return;
+    }
+    assert_eq!(out.ok(), "7\n");
+}
+
+/// `--env K=V` replaces the container's K rather than adding a second one.
+#[test]
+fn exec_env_replaces_the_containers_value() {
+    let c = Container::running("exec_env", |cfg| {
+        cfg["process"]["env"] = json!(["PATH=/bin:/usr/bin", "X=from-spec", "Y=kept"]);
+    });
+    let out = c.cmd(&["exec", "-e", "X=from-flag", &c.id, "env"]);
+    let text = out.ok();
+    let xs: Vec<&str> = text.lines().filter(|l| l.starts_with("X=")).collect();
+    assert_eq!(xs, ["X=from-flag"], "{out}");
+    assert!(text.lines().any(|l| l == "Y=kept"), "{out}");
+}
+
+/// exec applies the spec `create` used: a config.json edited afterwards
+/// changes nothing.
+#[test]
+fn exec_uses_the_spec_saved_at_create() {
+    let c = Container::running("exec_saved", |cfg| {
+        cfg["process"]["env"] = json!(["PATH=/bin:/usr/bin", "WHICH=at-create"]);
+    });
+    c.edit(|cfg| cfg["process"]["env"] = json!(["PATH=/bin:/usr/bin", "WHICH=edited-later"]));
+    let out = c.cmd(&["exec", &c.id, "sh", "-c", "echo $WHICH"]);
+    if is_runc() && out.ok() != "at-create\n" {
+        eprintln!("NOTE: runc 1.1.5 reads the bundle's config.json again for exec: {out}");
+        return;
+    }
+    assert_eq!(out.ok(), "at-create\n");
+}
+
+/// A cwd that does not exist is an error for exec (init makes its own).
+#[test]
+fn exec_into_a_missing_cwd_fails() {
+    let c = Container::running("exec_cwd", |_| {});
+    let out = c.cmd(&["exec", "--cwd", "/no/such/dir", &c.id, "true"]);
+    assert!(!out.success(), "{out}");
+    if !is_runc() {
+        assert!(out.err().contains("/no/such/dir"), "{out}");
+    }
+    assert_eq!(c.status(), "running");
+}
+
+/// When exec itself fails it exits 255, as runc's does, so that a caller
+/// can tell it from the process exiting 1.
+#[test]
+fn a_failed_exec_exits_255() {
+    let c = Container::running("exec_255", |_| {});
+    let out = c.cmd(&["exec", "no-such-container-255", "true"]);
+    assert_eq!(out.code, Some(255), "{out}");
+    let out = c.cmd(&["exec", &c.id, "sh", "-c", "exit 1"]);
+    assert_eq!(out.code, Some(1), "{out}");
+}

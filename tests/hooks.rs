@@ -178,3 +178,57 @@ fn hook_args_and_env_are_honoured() {
     let got = fs::read_to_string(&out_file).expect("hook output");
     assert_eq!(got, "zero one from-env\n");
 }
+
+/// Hooks that run in the container run as runc runs them: createContainer
+/// from the container's rootfs, startContainer as the container's process
+/// will (its uid and capabilities) and, without an env of its own, with the
+/// process's environment.
+#[test]
+fn container_hooks_run_from_the_rootfs_and_as_the_process() {
+    let c = Container::new("hooks_as_process");
+    let dir = c.host_dir("hooklog");
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod hook log dir");
+    let (create_log, start_log) = (dir.join("create"), dir.join("start"));
+    c.edit(|cfg| {
+        add_mount(cfg, bind(&dir, p(&dir), &["rbind"]));
+        cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        cfg["process"]["env"] = json!(["PATH=/bin:/usr/bin", "HOOKTEST=from-the-process"]);
+        let record = |log: &Path| {
+            format!(
+                "{{ pwd; id -u; grep CapEff /proc/self/status; echo \"HOOKTEST=$HOOKTEST\"; }} > {}",
+                p(log)
+            )
+        };
+        cfg["hooks"]["createContainer"] =
+            json!([hook("/bin/sh", &["sh", "-c", &record(&create_log)])]);
+        cfg["hooks"]["startContainer"] =
+            json!([hook("/bin/sh", &["sh", "-c", &record(&start_log)])]);
+        set_args(cfg, &["true"]);
+    });
+    c.create();
+    c.start();
+    c.wait_status("stopped");
+    let created = fs::read_to_string(&create_log).expect("createContainer hook log");
+    assert!(
+        created.starts_with(&format!("{}\n", p(&c.rootfs()))),
+        "createContainer did not run from the rootfs: {created}"
+    );
+    let started = fs::read_to_string(&start_log).expect("startContainer hook log");
+    let lines: Vec<&str> = started.lines().collect();
+    assert_eq!(
+        lines.get(1),
+        Some(&"1000"),
+        "startContainer's uid: {started}"
+    );
+    assert_eq!(
+        lines.get(2).map(|l| l.split_whitespace().last()),
+        Some(Some("0000000000000000")),
+        "a uid-1000 process without ambient capabilities has none: {started}"
+    );
+    assert_eq!(
+        lines.get(3),
+        Some(&"HOOKTEST=from-the-process"),
+        "startContainer's environment: {started}"
+    );
+}

@@ -159,3 +159,15 @@ fn stdio_is_inherited_without_terminal() {
     assert_eq!(out.ok(), "hello-from-container\n");
     assert!(out.stderr.contains("oops-from-container"), "{out}");
 }
+
+/// `kill ID 0` checks that the container's init is alive, as kill(1) does.
+#[test]
+fn kill_with_signal_zero_checks_liveness() {
+    let c = Container::running("kill_zero", |_| {});
+    c.cmd(&["kill", &c.id, "0"]).ok();
+    assert_eq!(c.status(), "running");
+    c.kill(Some("KILL"));
+    c.wait_status("stopped");
+    let out = c.cmd(&["kill", &c.id, "0"]);
+    assert!(!out.success(), "signal 0 to a stopped container: {out}");
+}

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use serde_json::json;
+use std::fs;
 use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
@@ -277,4 +278,74 @@ fn listen_fds_are_passed_into_the_container() {
         "echo \"$LISTEN_FDS $LISTEN_PID\"; cat <&3",
     );
     assert_eq!(out, "1 1\npassed through\n");
+}
+
+/// A cwd the rootfs lacks is made before the root goes read-only.
+#[test]
+fn a_missing_cwd_is_made_under_a_read_only_root() {
+    let out = run_in_container(
+        "cwd_ro",
+        |cfg| {
+            cfg["root"]["readonly"] = json!(true);
+            cfg["process"]["cwd"] = json!("/made/for/cwd");
+        },
+        &["pwd"],
+    );
+    assert_eq!(out.ok(), "/made/for/cwd\n");
+}
+
+/// A capability the kernel will not grant (this VM's bounding set lacks
+/// CAP_SYS_RESOURCE; any cap above the host's last one would do as well)
+/// fails `create` itself, not the start after it; nothing is left.
+#[test]
+fn a_capability_the_kernel_refuses_fails_create() {
+    let host_bnd = fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .expect("CapBnd");
+    let bnd = u64::from_str_radix(&host_bnd, 16).expect("hex");
+    if bnd & (1 << 24) != 0 {
+        panic!("this host grants CAP_SYS_RESOURCE: the test needs a capability the kernel refuses");
+    }
+    let c = Container::new("cap_refused");
+    c.edit(|cfg| {
+        set_args(cfg, &["sleep", "60"]);
+        for set in ["bounding", "effective", "permitted"] {
+            cfg["process"]["capabilities"][set]
+                .as_array_mut()
+                .expect("capability set")
+                .push(json!("CAP_SYS_RESOURCE"));
+        }
+    });
+    let out = c.try_create(&[]);
+    assert!(!out.success(), "create succeeded: {out}");
+    c.assert_gone(None);
+}
+
+/// The pty slave belongs to the process's user (and keeps the tty group),
+/// so that a non-root process can use its own terminal, as runc does.
+#[test]
+fn the_pty_belongs_to_the_process_user() {
+    let c = Container::new("console_owner");
+    c.edit(|cfg| {
+        cfg["process"]["terminal"] = json!(true);
+        cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        set_sh(cfg, "stat -c %u:%g $(tty)");
+    });
+    let socket = c.dir.join("console.sock");
+    let listener = UnixListener::bind(&socket).expect("bind console socket");
+    c.try_create(&["--console-socket", p(&socket)]).ok();
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let (stream, _) = listener
+        .accept()
+        .expect("create connected to the console socket");
+    stream.set_nonblocking(false).expect("blocking stream");
+    let master = recv_fd(&stream);
+    c.start();
+    let out = read_to_end(master).replace('\r', "");
+    assert_eq!(out, "1000:5\n", "owner of the container's pty");
+    c.wait_status("stopped");
 }

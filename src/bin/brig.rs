@@ -223,11 +223,19 @@ impl ExecArgs {
         let mut v = serde_json::to_value(&p)?;
         v["args"] = serde_json::json!(self.command);
         v["terminal"] = serde_json::json!(self.tty);
-        if let Some(env) = v["env"].as_array_mut() {
-            env.extend(self.env.iter().map(|e| serde_json::json!(e)));
-        } else {
-            v["env"] = serde_json::json!(self.env);
+        // --env K=V replaces the container's K, as runc's does.
+        let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+        for e in &self.env {
+            let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+            match env
+                .iter_mut()
+                .find(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key)
+            {
+                Some(slot) => slot.clone_from(e),
+                None => env.push(e.clone()),
+            }
         }
+        v["env"] = serde_json::json!(env);
         if let Some(cwd) = &self.cwd {
             v["cwd"] = serde_json::json!(cwd);
         }
@@ -409,12 +417,19 @@ fn main() {
         logging::error(&format!("{e:#}"));
         std::process::exit(1);
     }
+    // runc's exec exits 255 when exec itself fails, so that a caller can
+    // tell that from the process exiting 1.
+    let failed = if matches!(cli.command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     match dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             // One line: the outermost context first, then each cause.
             logging::error(&format!("{e:#}"));
-            std::process::exit(1);
+            std::process::exit(failed);
         }
     }
 }

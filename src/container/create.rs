@@ -107,7 +107,10 @@ pub fn create(
     };
     let mut container = store.claim(state)?;
     crate::fault::point("claimed");
-    match finish(&mut container, &bundle, o, mode, console, &device_rules) {
+    let made = container
+        .save_spec(&bundle.spec)
+        .and_then(|()| finish(&mut container, &bundle, o, mode, console, &device_rules));
+    match made {
         Ok(init) => Ok(Created { container, init }),
         Err(e) => {
             // Nothing of a failed create may stay behind.

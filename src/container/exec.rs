@@ -20,25 +20,30 @@ pub struct Options {
     pub preserve_fds: i32,
 }
 
-/// Reads a process.json (`exec --process`).
+/// Reads a process.json (`exec --process`). Without `user` the process
+/// runs as root (uid 0, gid 0), as runc's exec takes it.
 pub fn read_process(path: &std::path::Path) -> Result<Process> {
     let raw = std::fs::read(path).at(path)?;
-    serde_json::from_slice(&raw).map_err(|e| Error::Config {
+    let bad = |e: serde_json::Error| Error::Config {
         path: path.to_path_buf(),
         msg: e.to_string(),
-    })
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(&raw).map_err(bad)?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_json::from_value(v).map_err(bad)
 }
 
-/// The container's own process spec, the base of the inline form
-/// (`exec ID CMD...`), as runc takes it.
+/// The container's own process spec as `create` saw it, the base of the
+/// inline form (`exec ID CMD...`), as runc takes it.
 pub fn container_process(store: &Store, id: &str) -> Result<Process> {
     let c = store.load(id)?;
-    let b = crate::spec::Bundle::load(&c.state.bundle)?;
-    b.spec.process().clone().ok_or_else(|| {
-        Error::Other(format!(
-            "container \"{id}\" has no process in its config.json"
-        ))
-    })
+    c.spec()?
+        .process()
+        .clone()
+        .ok_or_else(|| Error::Other(format!("container \"{id}\" has no process")))
 }
 
 /// Runs the process; returns the exit code `brig exec` should exit with
@@ -66,7 +71,9 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         &[Status::Created, Status::Running],
         "cannot exec in a container that is not running",
     )?;
-    let bundle = crate::spec::Bundle::load(&c.state.bundle)?;
+    // What create applied, not the bundle's config.json of now.
+    let spec = c.spec()?;
+    let seccomp = crate::linux::seccomp::Filter::from_spec(&spec)?;
     let init = Pidfd::open(c.state.pid, c.state.pid_start)?;
     let cgroup = c.cgroup();
     let (ours, console): (Option<std::os::unix::net::UnixStream>, Option<OwnedFd>) =
@@ -93,10 +100,12 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         init: &init,
         init_pid: c.state.pid,
         process: &o.process,
-        seccomp: bundle.seccomp.as_ref(),
+        seccomp: seccomp.as_ref(),
         cgroup: cgroup.as_deref(),
         console,
         preserve_fds: o.preserve_fds,
+        personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
+        oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
     })?;
     // Others may act on the container while this process runs.
     drop(c);

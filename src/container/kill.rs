@@ -11,7 +11,8 @@ use std::str::FromStr;
 /// Accepts "KILL", "SIGKILL", "kill" and "9", as runc does.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 sends nothing and only checks that init is alive, as kill(1) does.
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         return Err(Error::Other(format!("invalid signal number {n}")));
@@ -104,7 +105,8 @@ mod tests {
         assert_eq!(parse_signal("TERM").unwrap(), 15);
         assert_eq!(parse_signal("SIGRTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("65").is_err());
         assert!(parse_signal("99").is_err());
     }
 }

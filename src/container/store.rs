@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The spec `create` used (after its own additions), which exec, update and
+/// the rest read instead of the bundle's config.json, which may have
+/// changed since.
+pub const SPEC_FILE: &str = "config.json";
 
 /// Container ids name directories, so they must never be able to name
 /// anything but one entry of the root.
@@ -303,6 +307,31 @@ impl Locked {
             .map_err(|e| Error::Other(format!("encoding state: {e}")))?;
         std::fs::write(&tmp, data).at(&tmp)?;
         replace(&tmp, &path)
+    }
+
+    /// Keeps the spec the container is created from; written once, before
+    /// the container exists for anyone else.
+    pub fn save_spec(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        let path = self.dir.join(SPEC_FILE);
+        let data =
+            serde_json::to_vec(spec).map_err(|e| Error::Other(format!("encoding spec: {e}")))?;
+        std::fs::write(&path, data).at(&path)
+    }
+
+    /// The spec saved at create. A container made by a brig that kept
+    /// none falls back on its bundle's config.json.
+    pub fn spec(&self) -> Result<oci_spec::runtime::Spec> {
+        let saved = self.dir.join(SPEC_FILE);
+        let path = if saved.exists() {
+            saved
+        } else {
+            self.state.bundle.join("config.json")
+        };
+        let raw = std::fs::read(&path).at(&path)?;
+        serde_json::from_slice(&raw).map_err(|e| Error::Config {
+            path,
+            msg: e.to_string(),
+        })
     }
 
     pub fn fifo_path(&self) -> PathBuf {

@@ -28,5 +28,3 @@ pub fn update(store: &Store, id: &str, r: &LinuxResources) -> Result<()> {
     }
     cg.set(r)
 }
-
-

@@ -20,6 +20,18 @@ pub fn open_pty() -> Result<(OwnedFd, String)> {
     Ok((master.into(), name))
 }
 
+/// process.consoleSize, set on the master before anyone reads it.
+pub fn set_size(master: &OwnedFd, size: &oci_spec::runtime::Box) {
+    let ws = libc::winsize {
+        ws_row: size.height() as u16,
+        ws_col: size.width() as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ on our pty master with a valid winsize.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
 /// Sends the pty master to whoever listens on the console socket, with the
 /// slave path as payload, as runc does.
 pub fn send_master(socket: RawFd, master: &OwnedFd, name: &str) -> Result<()> {

@@ -21,6 +21,31 @@ pub fn become_namespace_root() {
     let _ = setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
 }
 
+/// Hands stdio to the process's user, keeping each one's group (the pty
+/// slave's is the tty group), so that a non-root process can use its
+/// terminal; as runc does. /dev/null and what the user already owns are
+/// left alone, and so is what the kernel will not let us change (an id
+/// unmapped in a user namespace, a read-only /dev).
+pub fn give_stdio_to(uid: u32) -> Result<()> {
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    for fd in 0..3 {
+        // SAFETY: stdio fds stay open for the life of the process.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && Some(st.st_rdev) == null;
+        if st.st_uid == uid || is_null {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(st.st_gid))) {
+            Ok(()) | Err(nix::Error::EINVAL | nix::Error::EPERM | nix::Error::EROFS) => {}
+            Err(e) => return Err(crate::error::Error::sys("chown of stdio", e)),
+        }
+    }
+    Ok(())
+}
+
 pub fn switch(user: &User) -> Result<()> {
     let gids: Vec<Gid> = user
         .additional_gids()

@@ -38,6 +38,11 @@ pub struct Enter<'a> {
     /// A connected console socket, when process.terminal is set.
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
+    /// What the container's init got and an exec'd process gets too:
+    /// linux.personality, and process.oomScoreAdj where the process has
+    /// none of its own.
+    pub personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
+    pub oom_score_adj: Option<i32>,
 }
 
 pub struct Entered {
@@ -181,6 +186,8 @@ fn helper_main(
             }
         }
     }
+    // Through the host's procfs, before the container's replaces it.
+    finish::set_oom_score_adj(e.process.oom_score_adj().or(e.oom_score_adj))?;
     // The LSM attr files of this process (the child inherits what is armed
     // through them), through the host's procfs: the container's shows
     // only its own pid namespace, where the helper is not.
@@ -202,7 +209,12 @@ fn helper_main(
     if flags.contains(CloneFlags::CLONE_NEWUSER) {
         crate::linux::user::become_namespace_root();
     }
-    let mut prepared = finish::prepare(e.process, e.seccomp, lsm, e.preserve_fds)?;
+    if let Some(p) = e.personality {
+        crate::linux::sched::set_personality(p)?;
+    }
+    // An exec'd process's cwd must exist: it is the container's, made by
+    // its init if at all.
+    let mut prepared = finish::prepare(e.process, e.seccomp, lsm, e.preserve_fds, false)?;
     let mut kept = vec![ch.raw()];
     kept.extend(e.console.as_ref().map(|c| c.as_raw_fd()));
     prepared.confine(&kept)?;
@@ -230,10 +242,16 @@ fn child_main(
     ch: &Channel,
     prepared: finish::Prepared,
 ) -> Result<std::convert::Infallible> {
+    // Its own session and process group, as init's, so that signals to
+    // the container's init's group do not reach it and a terminal can
+    // become its controlling one.
+    nix::unistd::setsid().sys(|| "setsid".into())?;
     if let Some(sock) = &e.console {
         // As the process's own user, so the pty is its own.
-        nix::unistd::setsid().sys(|| "setsid".into())?;
         let (master, slave) = terminal::open_pty()?;
+        if let Some(size) = e.process.console_size() {
+            terminal::set_size(&master, &size);
+        }
         terminal::send_master(sock.as_raw_fd(), &master, &slave)?;
         terminal::become_controlling(&slave)?;
     }

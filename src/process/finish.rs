@@ -37,17 +37,29 @@ pub fn open_lsm_attrs(p: &Process, proc: BorrowedFd) -> Result<Option<lsm::ExecA
     )
 }
 
+/// Through the procfs at /proc, which must still be the host's (or one
+/// showing this process): inherited by what this process forks and execs.
+pub fn set_oom_score_adj(adj: Option<i32>) -> Result<()> {
+    if let Some(adj) = adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::io("/proc/self/oom_score_adj", e))?;
+    }
+    Ok(())
+}
+
 /// process.cwd is resolved inside the container's root, never through a
 /// magic link: `/proc/self/fd/N` naming one of our host fds would leave the
 /// process outside the container (CVE-2024-21626).
-fn chdir_cwd(p: &Process) -> Result<()> {
+/// A missing cwd is made (`make`, for init: runc does so) or an error
+/// (for exec, as in runc: chdir fails).
+fn chdir_cwd(p: &Process, make: bool) -> Result<()> {
     let cwd = p.cwd();
     let what = || format!("process.cwd {}", cwd.display());
     let root = std::fs::File::open("/").map_err(|e| Error::io("/", e))?;
     let dir = match paths::open_in_root(root.as_fd(), cwd, libc::O_PATH | libc::O_DIRECTORY) {
         Ok(fd) => fd,
-        Err(nix::Error::ENOENT) => paths::mkdir_all_in_root(root.as_fd(), cwd, 0o755)?,
-        Err(e) => return Err(Error::sys(what(), e)),
+        Err(nix::Error::ENOENT) if make => paths::mkdir_all_in_root(root.as_fd(), cwd, 0o755)?,
+        Err(e) => return Err(Error::sys(format!("{}: chdir", what()), e)),
     };
     nix::unistd::fchdir(&dir).sys(what)
 }
@@ -59,8 +71,9 @@ pub fn prepare<'a>(
     seccomp: Option<&'a seccomp::Filter>,
     lsm: Option<lsm::ExecAttrs>,
     preserve_fds: i32,
+    make_cwd: bool,
 ) -> Result<Prepared<'a>> {
-    chdir_cwd(process)?;
+    chdir_cwd(process, make_cwd)?;
     let args = process.args().clone().unwrap_or_default();
     let arg0 = args
         .first()
@@ -119,6 +132,7 @@ impl Prepared<'_> {
             attrs.arm()?;
         }
         seal_fds(self.preserve_fds, keep)?;
+        user::give_stdio_to(process.user().uid())?;
         // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which
         // the uid switch and capset below may drop: load it now, as runc
         // does, and the profile must allow what follows. With no_new_privs,

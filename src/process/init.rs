@@ -218,6 +218,8 @@ fn runtime_hooks(l: &Launch, ch: &Channel) -> Result<Option<serde_json::Value>> 
     // Hooks in the container's namespaces see init's pid as the container does.
     let mut state = state;
     state["pid"] = serde_json::json!(std::process::id());
+    // In the container's namespaces, from its rootfs, as runc runs them.
+    nix::unistd::chdir(&l.bundle.rootfs).sys(|| format!("chdir {}", l.bundle.rootfs.display()))?;
     hooks::run(
         l.bundle.spec.hooks().as_ref(),
         Point::CreateContainer,
@@ -269,28 +271,13 @@ fn join_session_keyring(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn set_oom_score_adj(p: &Process) -> Result<()> {
-    if let Some(adj) = p.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::io("/proc/self/oom_score_adj", e))?;
-    }
-    Ok(())
-}
-
 fn setup_terminal(l: &Launch, p: &Process) -> Result<()> {
     let Some(sock) = &l.console else {
         return Ok(());
     };
     let (master, slave) = terminal::open_pty()?;
     if let Some(size) = p.console_size() {
-        let ws = libc::winsize {
-            ws_row: size.height() as u16,
-            ws_col: size.width() as u16,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ on our pty master with a valid winsize.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        terminal::set_size(&master, &size);
     }
     terminal::send_master(sock.as_raw_fd(), &master, &slave)?;
     terminal::become_console(&slave)
@@ -330,7 +317,7 @@ fn run(
     if let Some(name) = &l.session_keyring {
         join_session_keyring(name)?;
     }
-    set_oom_score_adj(process)?;
+    finish::set_oom_score_adj(process.oom_score_adj())?;
     // Through the host's procfs, before pivot_root: the container's own
     // /proc may be missing or planted.
     let lsm = {
@@ -364,6 +351,14 @@ fn run(
     rootfs::pivot(&l.bundle.rootfs, l.no_pivot)?;
     rootfs::apply_root_propagation(spec)?;
     setup_terminal(l, process)?;
+    // Before the root goes read-only: a missing cwd is made here.
+    let mut prepared = finish::prepare(
+        process,
+        l.bundle.seccomp.as_ref(),
+        lsm,
+        l.preserve_fds,
+        true,
+    )?;
     if spec
         .root()
         .as_ref()
@@ -376,7 +371,6 @@ fn run(
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(p)?;
     }
-    let mut prepared = finish::prepare(process, l.bundle.seccomp.as_ref(), lsm, l.preserve_fds)?;
     // While init waits for `start` the container's processes can see it:
     // it holds only the channel and the fifo, as the container's user.
     let mut keep = vec![ch.raw()];
@@ -388,10 +382,11 @@ fn run(
     progress.past_ready = true;
     let start_hooks = || {
         let state = hook_state.as_ref().map(|s| with_status(s, "created"));
-        hooks::run(
+        hooks::run_with_env(
             spec.hooks().as_ref(),
             Point::StartContainer,
             &state.unwrap_or_default(),
+            process.env().as_deref(),
         )
     };
     let released = || -> Result<()> {
