@@ -254,3 +254,66 @@ fn build_contexts_name_directories_and_images() {
         &before,
     );
 }
+
+/// Stages that do not read each other are built at the same time, as
+/// BuildKit builds them (buildah 1.28 builds one stage after the other):
+/// each RUN here waits (up to 30 s) for the other's mark in a shared cache
+/// mount, which only a concurrent build can give. Their output comes
+/// line by line with the stage's name; a stage the target does not need
+/// is not built.
+#[test]
+fn independent_stages_build_concurrently_with_labelled_output() {
+    let dir = scratch("concurrent");
+    let store = store_with_busybox(&dir);
+    let wait_for = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/r,id=rendezvous touch /r/{me}; i=0; \
+             while [ ! -e /r/{other} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+             if [ -e /r/{other} ]; then echo met-{other} > /{me}; else echo alone > /{me}; fi; \
+             echo said-by-{me}\n"
+        )
+    };
+    let text = format!(
+        "FROM localhost/busybox:latest AS a\n{}\
+         FROM localhost/busybox:latest AS b\n{}\
+         FROM localhost/busybox:latest AS unused\nRUN echo never-built\n\
+         FROM localhost/busybox:latest\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        wait_for("a", "b"),
+        wait_for("b", "a")
+    );
+    let ctx = context(&dir, &text, &[]);
+    let r = build(&store, &ctx, &["-t", "x/conc:1"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    assert_eq!(read_in_image(&dir, &store, "x/conc:1", "a"), "met-b\n");
+    assert_eq!(read_in_image(&dir, &store, "x/conc:1", "b"), "met-a\n");
+    for want in [
+        "[a] STEP 2/",
+        "[a] said-by-a",
+        "[b] STEP 4/",
+        "[b] said-by-b",
+    ] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(want)),
+            "no line starting {want:?}:\n{}",
+            r.stdout
+        );
+    }
+    assert!(!r.stdout.contains("never-built"), "{}", r.stdout);
+
+    // One failing stage stops the other and is the one error line.
+    let fail = context(
+        &dir.join("fail"),
+        "FROM localhost/busybox:latest AS a\nRUN sleep 20\n\
+         FROM localhost/busybox:latest AS b\nRUN echo broken && exit 4\n\
+         FROM localhost/busybox:latest\nCOPY --from=a / /a\nCOPY --from=b / /b\n",
+        &[],
+    );
+    let before = hoist_in(&store, &["images", "-q"]).stdout;
+    let r = build(&store, &fail, &["-t", "x/fail:1"]);
+    assert_build_failed_leaving(
+        &store,
+        &r,
+        &["Dockerfile:4: RUN:", "exited with code 4"],
+        &before,
+    );
+}

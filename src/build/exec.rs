@@ -11,6 +11,7 @@
 //! content of what it copies); a step whose key is in the cache is not run.
 
 mod run_mounts;
+mod stages;
 
 use super::cache;
 use super::commit;
@@ -140,7 +141,11 @@ pub struct Builder<'a> {
     ignore: Ignore,
     context: fs::File,
     /// Finished stages, by index.
-    done: Vec<Image>,
+    done: Vec<Option<Image>>,
+    /// The stage being built: names refer to stages before it.
+    current: usize,
+    /// Each stage's first step number (0-based), in Dockerfile order.
+    first_step: Vec<usize>,
     /// Where RUN containers keep their state.
     brig_root: PathBuf,
     step: usize,
@@ -234,7 +239,9 @@ impl<'a> Builder<'a> {
             file,
             ignore,
             context,
-            done: Vec::new(),
+            done: vec![None; file.stages.len()],
+            current: 0,
+            first_step: vec![0; file.stages.len()],
             brig_root,
             step: 0,
             steps,
@@ -280,18 +287,14 @@ impl<'a> Builder<'a> {
         if self.file.stages.is_empty() {
             return Err(Error::Other("the Dockerfile has no FROM".into()));
         }
-        self.steps = self.file.stages[..=last]
-            .iter()
-            .map(|s| s.instructions.len() + 1)
-            .sum();
         self.check_mounts(&self.file.stages[..=last])?;
+        let waves = self.plan(last);
         let r = (|| {
-            for i in 0..=last {
-                let img = self.stage(i)?;
-                self.done.push(img);
+            for wave in waves {
+                self.wave(&wave)?;
             }
-            self.done
-                .pop()
+            self.done[last]
+                .take()
                 .ok_or_else(|| Error::Other("no stage was built".into()))
         })();
         let _ = fs::remove_dir_all(&self.brig_root);
@@ -321,6 +324,8 @@ impl<'a> Builder<'a> {
     }
 
     fn stage(&mut self, i: usize) -> Result<Image> {
+        self.current = i;
+        self.step = self.first_step[i];
         let stage = &self.file.stages[i];
         let globals = self.global_args()?;
         let Kind::From { image, .. } = &stage.from.kind else {
@@ -413,7 +418,7 @@ impl<'a> Builder<'a> {
             None => {}
         }
         if let Some(idx) = self.stage_index(name) {
-            let img = self.done[idx].clone();
+            let img = self.stage_image(idx)?;
             let key = sha(&[
                 "stage",
                 &serde_json::to_string(&img.config).unwrap_or_default(),
@@ -442,7 +447,7 @@ impl<'a> Builder<'a> {
             }
             Some(BuildContext::Image(r)) => self.image(&r.clone())?.0,
             None => match self.stage_index(name) {
-                Some(i) => self.done[i].clone(),
+                Some(i) => self.stage_image(i)?,
                 None => self.image(name)?.0,
             },
         };
@@ -452,18 +457,32 @@ impl<'a> Builder<'a> {
         Ok((guard, dir, key))
     }
 
+    /// The built stage `name` (or index) stands for, if it is one.
     fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stage_before(name, self.current)
+            .filter(|i| self.done[*i].is_some())
+    }
+
+    /// The stage before `before` that `name` (or index) names.
+    fn stage_before(&self, name: &str, before: usize) -> Option<usize> {
         let lname = name.to_lowercase();
         if let Some(i) = self
             .file
             .stages
             .iter()
-            .take(self.done.len())
+            .take(before)
             .position(|s| s.name.as_deref() == Some(lname.as_str()))
         {
             return Some(i);
         }
-        name.parse::<usize>().ok().filter(|i| *i < self.done.len())
+        name.parse::<usize>().ok().filter(|i| *i < before)
+    }
+
+    /// The image of a built stage.
+    fn stage_image(&self, i: usize) -> Result<Image> {
+        self.done[i]
+            .clone()
+            .ok_or_else(|| Error::Other(format!("stage {i} was not built")))
     }
 
     /// An image by reference, brought into the store if it is not there.
