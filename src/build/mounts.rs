@@ -316,16 +316,16 @@ pub fn cache_dir(
         }
         Err((_, e)) => return Err(Error::sys(format!("flock {}", lock_path.display()), e)),
     };
-    let fresh = !path.exists();
+    // mkdir, not a rename into place: two builds sharing a new cache must
+    // both end up in the one directory.
+    let fresh = match fs::create_dir(&path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(Error::io(&path, e)),
+    };
     if fresh {
-        // Made beside and renamed, so an interrupted first use leaves no
-        // half-made cache.
-        let tmp = path.with_extension(format!("new-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).at(&tmp)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).at(&tmp)?;
-        std::os::unix::fs::chown(&tmp, Some(owner.0), Some(owner.1)).at(&tmp)?;
-        fs::rename(&tmp, &path).at(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
+        std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1)).at(&path)?;
     }
     Ok(CacheDir {
         path,
