@@ -37,7 +37,9 @@ fn cache_mounts_persist_outside_layers_and_keys() {
              && wc -l < /var/cache/app/log > /count\n\
          RUN --mount=type=cache,target=/c,id=owned,uid=1000,gid=1001,mode=0700 \
              stat -c '%u %g %a' /c > /owned\n\
-         RUN --mount=type=cache,target=/s,id=seeded,from=seed,source=/out cat /s/x > /seeded\n",
+         RUN --mount=type=cache,target=/s,id=seeded,from=seed,source=/out cat /s/x > /seeded\n\
+         RUN --mount=type=cache,target=/s,id=seeded,ro touch /s/y 2>/dev/null \
+             && echo writable > /ro || echo read-only > /ro\n",
         &[],
     );
     let r = build(&store, &ctx, &["-t", "x/c:1"]);
@@ -48,10 +50,11 @@ fn cache_mounts_persist_outside_layers_and_keys() {
         "1000 1001 700\n"
     );
     assert_eq!(read_in_image(&dir, &store, "x/c:1", "seeded"), "seeded\n");
+    assert_eq!(read_in_image(&dir, &store, "x/c:1", "ro"), "read-only\n");
     // The cache's contents are no input of the key: all cached.
     let r = build(&store, &ctx, &["-t", "x/c:2"]);
     ok(&r);
-    assert_eq!(steps_cached(&r), 4, "{}", r.stdout);
+    assert_eq!(steps_cached(&r), 5, "{}", r.stdout);
     // A step that runs again finds what the first run left.
     let r = build(&store, &ctx, &["-t", "x/c:3", "--build-arg", "N=1"]);
     ok(&r);

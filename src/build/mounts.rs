@@ -9,7 +9,8 @@
 //!   thrown away. Its content is part of the step's cache key.
 //! - cache: a directory kept in the store (`cache-mounts/`) from build to
 //!   build, by `id` (default: the target), never part of a layer or key;
-//!   `sharing=shared|private|locked` as in BuildKit.
+//!   `sharing=shared|private|locked` as in BuildKit; `ro` mounts it
+//!   read-only.
 //! - tmpfs: an empty tmpfs.
 //! - secret: `hoist build --secret id=ID,src=FILE|env=VAR` as a file on a
 //!   tmpfs of its own (default /run/secrets/ID), read-only, 0400.
@@ -32,10 +33,22 @@ pub enum Sharing {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Type {
-    Bind { rw: bool },
-    Cache { id: String, sharing: Sharing },
-    Tmpfs { size: Option<u64> },
-    Secret { id: String, required: bool },
+    Bind {
+        rw: bool,
+    },
+    /// `ro`: the cache is mounted read-only.
+    Cache {
+        id: String,
+        sharing: Sharing,
+        ro: bool,
+    },
+    Tmpfs {
+        size: Option<u64>,
+    },
+    Secret {
+        id: String,
+        required: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +101,9 @@ pub fn parse(spec: &str) -> std::result::Result<Mount, String> {
         });
     }
     let (mut target, mut from, mut source, mut id) = (None, None, None, None);
-    let (mut rw, mut sharing, mut size, mut required) = (false, Sharing::Shared, None, false);
+    // Binds are read-only unless rw, caches writable unless ro.
+    let mut rw = typ == "cache";
+    let (mut sharing, mut size, mut required) = (Sharing::Shared, None, false);
     let (mut mode, mut uid, mut gid) = (None, None, None);
     for (k, v) in &fields {
         let v = v.as_deref();
@@ -186,6 +201,7 @@ pub fn parse(spec: &str) -> std::result::Result<Mount, String> {
         "cache" => Type::Cache {
             id: id.unwrap_or_else(|| target.clone()),
             sharing,
+            ro: !rw,
         },
         "tmpfs" => Type::Tmpfs { size },
         _ => Type::Secret {
@@ -468,9 +484,12 @@ mod tests {
             m.typ,
             Type::Cache {
                 id: "/root/.cache".into(),
-                sharing: Sharing::Locked
+                sharing: Sharing::Locked,
+                ro: false
             }
         );
+        let m = parse("type=cache,target=/c,ro").unwrap();
+        assert!(matches!(m.typ, Type::Cache { ro: true, .. }));
         assert_eq!((m.uid, m.mode), (Some(1000), Some(0o700)));
         let m = parse("type=secret,id=tok").unwrap();
         assert_eq!(m.target, "/run/secrets/tok");

@@ -163,14 +163,14 @@ impl Builder<'_> {
                     sd.mounted.push(scratch.clone());
                     mounts::bind_entry(&file, &m.target, false)
                 }
-                Type::Cache { id, sharing } => {
+                Type::Cache { id, sharing, ro } => {
                     let root = self.store.dir.join("cache-mounts");
                     let mode = m.mode.unwrap_or(0o755);
                     let c = mounts::cache_dir(&root, id, *sharing, owner, mode, &scratch)?;
                     if c.fresh && m.from.is_some() {
                         self.seed_cache(ins, m, &c.path, sd)?;
                     }
-                    let e = mounts::bind_entry(&c.path, &m.target, true);
+                    let e = mounts::bind_entry(&c.path, &m.target, !ro);
                     held._caches.push(c);
                     e
                 }
