@@ -255,3 +255,61 @@ fn time_namespace_applies_offsets() {
         "uptime inside {inside}, host {before}..{after}"
     );
 }
+
+/// A new network namespace's loopback is up, as runc leaves it: 127.0.0.1
+/// answers inside.
+#[test]
+fn new_net_namespace_has_lo_up() {
+    let out = sh_in_container("ns_lo", |_| {}, "cat /sys/class/net/lo/flags");
+    let flags = u32::from_str_radix(out.trim().trim_start_matches("0x"), 16)
+        .unwrap_or_else(|e| panic!("lo flags {out:?}: {e}"));
+    assert_eq!(flags & 1, 1, "lo is down in the container (flags {out:?})");
+}
+
+/// Time offsets in a user namespace: written by init while it may still
+/// open its own /proc/self (EACCES once it is not dumpable).
+#[test]
+fn time_namespace_offsets_in_a_user_namespace() {
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1 has no time namespace support; only checked for brig");
+        return;
+    }
+    let c = userns("ns_time_user");
+    c.edit(|cfg| {
+        add_namespace(cfg, json!({"type": "time"}));
+        cfg["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 700, "nanosecs": 0}});
+        set_sh(cfg, "cat /proc/self/timens_offsets");
+    });
+    let out = c.run(&[]);
+    assert!(
+        out.ok().contains("monotonic") && out.ok().contains("700"),
+        "{out}"
+    );
+}
+
+/// Without a mount namespace in linux.namespaces the container shares the
+/// runtime's, as the spec says: the process is chrooted into the rootfs
+/// and its mounts are made there (as runc does), and delete takes them
+/// away again (runc leaves them on the host).
+#[test]
+fn without_a_mount_namespace_the_container_uses_the_runtimes() {
+    let c = Container::new("ns_no_mnt");
+    c.edit(|cfg| {
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .retain(|n| n["type"] != "mount");
+        // runc 1.1 refuses them without a mount namespace of the container's.
+        cfg["linux"]["maskedPaths"] = json!([]);
+        cfg["linux"]["readonlyPaths"] = json!([]);
+        set_sh(cfg, "readlink /proc/self/ns/mnt; cat /etc/motd");
+    });
+    let out = c.run(&[]);
+    assert_eq!(out.ok(), format!("{}\nbrig test rootfs\n", host_ns("mnt")));
+    let left = mounts_under(&c.bundle);
+    if is_runc() && !left.is_empty() {
+        eprintln!("NOTE: runc 1.1.5 leaves the container's mounts on the host: {left:?}");
+        return;
+    }
+    c.assert_gone(None);
+}

@@ -104,6 +104,7 @@ pub fn create(
         owner: String::new(),
         hooks: bundle.spec.hooks().clone(),
         cgroup: Some(cgroup_rel),
+        shared_mounts: !bundle.has_namespace(oci_spec::runtime::LinuxNamespaceType::Mount),
     };
     let mut container = store.claim(state)?;
     crate::fault::point("claimed");
@@ -116,6 +117,9 @@ pub fn create(
             // Nothing of a failed create may stay behind.
             if let Some(rel) = &container.state.cgroup {
                 let _ = super::delete::remove_cgroup(rel);
+            }
+            if container.state.shared_mounts {
+                crate::linux::rootfs::unmount_shared(&container.state.rootfs);
             }
             let hooks = container.state.hooks.clone();
             let state = container.state.to_oci_json(Status::Stopped);

@@ -36,6 +36,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     if let Some(rel) = &c.state.cgroup {
         remove_cgroup(rel)?;
     }
+    if c.state.shared_mounts {
+        crate::linux::rootfs::unmount_shared(&c.state.rootfs);
+    }
     let hooks = c.state.hooks.clone();
     let state = c.state.to_oci_json(Status::Stopped);
     c.destroy()?;

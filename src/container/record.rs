@@ -58,6 +58,10 @@ pub struct State {
     /// before the directories exist, so a crashed create can be cleaned up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<PathBuf>,
+    /// The spec has no mount namespace: the container's mounts live in the
+    /// runtime's namespace, under the rootfs, until delete takes them away.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_mounts: bool,
 }
 
 impl State {
@@ -122,6 +126,7 @@ mod tests {
             owner: String::new(),
             hooks: None,
             cgroup: None,
+            shared_mounts: false,
         }
     }
 

@@ -61,3 +61,38 @@ impl Join {
         })
     }
 }
+
+/// A new network namespace starts with `lo` down; runc brings it up, and
+/// programs expect 127.0.0.1 to answer.
+pub fn loopback_up() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .sys(|| "socket for lo".into())?;
+    // SAFETY: ifreq is plain data; all-zero is a valid empty request.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the flags of the named interface in `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return Err(crate::error::Error::sys(
+            "reading lo's flags",
+            nix::Error::last(),
+        ));
+    }
+    // SAFETY: the union's flags member is what SIOCGIFFLAGS just filled.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
+        return Err(crate::error::Error::sys(
+            "bringing lo up",
+            nix::Error::last(),
+        ));
+    }
+    Ok(())
+}

@@ -24,12 +24,41 @@ pub struct Rootfs<'a> {
     /// mount or else after the spec's mounts, so /dev is made under the
     /// device rules as before.
     pub cgroup_ready: Option<&'a dyn Fn() -> Result<()>>,
+    /// The container has no mount namespace of its own: its mounts go into
+    /// the runtime's, under the rootfs, which is left as it is (no
+    /// propagation change on the host's `/`, no bind of the rootfs), and
+    /// `pivot` becomes a chroot. As runc does; `delete` takes them away.
+    pub shared_mount_ns: bool,
 }
 
 impl Rootfs<'_> {
     /// Everything done while the host is still visible: the rootfs ends up a
     /// private mount point holding every mount, node and mask of the spec.
     pub fn prepare(&self) -> Result<()> {
+        let host_mounts = if self.shared_mount_ns {
+            mountinfo::read_self()
+        } else {
+            self.isolate()?
+        };
+        // A mount of its own, also when shared: root.readonly then remounts
+        // this bind, never the host filesystem under it.
+        mount(
+            Some(self.rootfs),
+            self.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .sys(|| format!("bind-mounting rootfs {}", self.rootfs.display()))?;
+        let root: OwnedFd = std::fs::File::open(self.rootfs)
+            .map_err(|e| Error::io(self.rootfs, e))?
+            .into();
+        self.populate(&root, &host_mounts)
+    }
+
+    /// Cuts the container's mount namespace off from the host's mount
+    /// events; returns the host's mounts as they were.
+    fn isolate(&self) -> Result<Vec<mountinfo::MountInfo>> {
         let linux = self.spec.linux().as_ref();
         let prop = linux
             .and_then(|l| l.rootfs_propagation().as_deref())
@@ -53,24 +82,19 @@ impl Rootfs<'_> {
         // mountinfo is long on a busy host: read it once for every use.
         let host_mounts = mountinfo::read_self();
         self.make_parent_slave(&host_mounts)?;
-        mount(
-            Some(self.rootfs),
-            self.rootfs,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .sys(|| format!("bind-mounting rootfs {}", self.rootfs.display()))?;
-        let root: OwnedFd = std::fs::File::open(self.rootfs)
-            .map_err(|e| Error::io(self.rootfs, e))?
-            .into();
+        Ok(host_mounts)
+    }
+
+    /// Every mount, node and mask of the spec, inside `root`.
+    fn populate(&self, root: &OwnedFd, host_mounts: &[mountinfo::MountInfo]) -> Result<()> {
+        let linux = self.spec.linux().as_ref();
         let mounter = Mounter {
             root: root.as_fd(),
             rootfs: self.rootfs,
             bundle: self.bundle,
             in_userns: self.in_userns,
             cgroupns: self.cgroupns,
-            host_mounts: &host_mounts,
+            host_mounts,
             cgroup_path: self.cgroup_path,
             mount_label: linux.and_then(|l| l.mount_label().as_deref()),
         };
@@ -91,14 +115,14 @@ impl Rootfs<'_> {
             .iter()
             .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("bind"));
         if !dev_from_host {
-            self.make_devices(&root, has_proc)?;
+            self.make_devices(root, has_proc)?;
         }
         // Before read-only paths turn /proc/sys read-only.
         if let Some(sysctl) = self.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
             sysctl::apply(root.as_fd(), sysctl)?;
         }
-        self.mask_paths(&root)?;
-        self.readonly_paths(&root)
+        self.mask_paths(root)?;
+        self.readonly_paths(root)
     }
 
     /// Slave rather than private, so the rootfs bind made from it still
@@ -224,9 +248,12 @@ impl Rootfs<'_> {
 
 /// Makes the rootfs `/`. pivot_root(".", ".") stacks the old root under the
 /// new one, where it is detached; nothing of the host stays reachable.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// Without a mount namespace of the container's own, a chroot (as runc).
+pub fn pivot(rootfs: &Path, no_pivot: bool, shared_mount_ns: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).sys(|| format!("chdir {}", rootfs.display()))?;
-    if no_pivot {
+    if shared_mount_ns {
+        nix::unistd::chroot(".").sys(|| "chroot into rootfs".into())?;
+    } else if no_pivot {
         hide_host_proc_and_sys(rootfs)?;
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .sys(|| "moving rootfs to /".into())?;
@@ -328,4 +355,21 @@ pub fn make_root_readonly() -> Result<()> {
         None::<&str>,
     )
     .sys(|| "remounting / read-only".into())
+}
+
+/// Takes away what a container without a mount namespace of its own left
+/// mounted under its rootfs in the runtime's namespace (deepest first).
+pub fn unmount_shared(rootfs: &Path) {
+    let mut under: Vec<_> = mountinfo::read_self()
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p.starts_with(rootfs) && p != rootfs)
+        .collect();
+    under.dedup();
+    // The rootfs's own bind goes last, with everything on it.
+    under.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    under.push(rootfs.to_path_buf());
+    for p in under {
+        let _ = umount2(&p, MntFlags::MNT_DETACH);
+    }
 }

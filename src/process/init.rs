@@ -118,6 +118,7 @@ fn enter_namespaces(l: &Launch, plan: &NsPlan, place: &Placement, ch: &Channel) 
         // Become root of the new namespace, where the spec's maps allow it.
         crate::linux::user::become_namespace_root();
     }
+    enter_time_namespace(l, plan)?;
     // Until exec, brig's binary is /proc/self/exe here: no process of the
     // container without CAP_SYS_PTRACE may open it, or read init's fds.
     // Not before: the parent writes our id maps, which needs us dumpable.
@@ -194,6 +195,11 @@ fn enter_time_namespace(l: &Launch, plan: &NsPlan) -> Result<()> {
         );
     }
     if !text.is_empty() {
+        // Becoming root of a user namespace made init non-dumpable, and
+        // /proc/self then belongs to the host's root. Briefly dumpable again
+        // is safe here: init holds no host fd and is alone in its pid
+        // namespace (or outside the one it will fork into).
+        nix::sys::prctl::set_dumpable(true).sys(|| "PR_SET_DUMPABLE".into())?;
         std::fs::write("/proc/self/timens_offsets", text)
             .map_err(|e| Error::io("/proc/self/timens_offsets", e))?;
     }
@@ -313,7 +319,9 @@ fn run(
     nix::unistd::setsid().sys(|| "setsid".into())?;
     reset_signals();
     enter_namespaces(l, plan, place, ch)?;
-    enter_time_namespace(l, plan)?;
+    if plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        crate::linux::namespaces::loopback_up()?;
+    }
     if let Some(name) = &l.session_keyring {
         join_session_keyring(name)?;
     }
@@ -324,6 +332,10 @@ fn run(
         let proc = std::fs::File::open("/proc").map_err(|e| Error::io("/proc", e))?;
         finish::open_lsm_attrs(process, proc.as_fd())?
     };
+    // Without a mount namespace of its own the container lives in the
+    // runtime's: its mounts are made there, under the rootfs, and it is
+    // chrooted into it, as runc does.
+    let shared_mount_ns = !plan.has(LinuxNamespaceType::Mount);
     let fifo = match &l.wait {
         Wait::Fifo(path) => Some(InitEnd::open(path, mounts_proc(spec))?),
         Wait::Channel => None,
@@ -342,14 +354,17 @@ fn run(
         cgroup_ready: place
             .deferred
             .then_some(&join_cgroup as &dyn Fn() -> Result<()>),
+        shared_mount_ns,
     }
     .prepare()?;
     logging::step("init: rootfs prepared");
     let hook_state = runtime_hooks(l, ch)?;
     set_names(l, plan)?;
     logging::detach_file();
-    rootfs::pivot(&l.bundle.rootfs, l.no_pivot)?;
-    rootfs::apply_root_propagation(spec)?;
+    rootfs::pivot(&l.bundle.rootfs, l.no_pivot, shared_mount_ns)?;
+    if !shared_mount_ns {
+        rootfs::apply_root_propagation(spec)?;
+    }
     setup_terminal(l, process)?;
     // Before the root goes read-only: a missing cwd is made here.
     let mut prepared = finish::prepare(

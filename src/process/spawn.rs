@@ -116,12 +116,6 @@ pub struct Spawned {
 
 pub fn spawn(l: &Launch) -> Result<Spawned> {
     let mut plan = NsPlan::from_spec(l.bundle)?;
-    if !plan.has(LinuxNamespaceType::Mount) {
-        return Err(Error::Config {
-            path: l.bundle.dir.join("config.json"),
-            msg: "brig needs a mount namespace (linux.namespaces has no \"mount\")".into(),
-        });
-    }
     let deferred = l.cgroup_rest.is_some()
         && !plan.needs_setns()
         && !plan.new.contains(CloneFlags::CLONE_NEWUSER);

@@ -35,11 +35,16 @@ impl Bundle {
 
     /// Whether the container gets or joins a user namespace.
     pub fn has_user_namespace(&self) -> bool {
+        self.has_namespace(LinuxNamespaceType::User)
+    }
+
+    /// Whether linux.namespaces lists `kind` (new or joined).
+    pub fn has_namespace(&self, kind: LinuxNamespaceType) -> bool {
         self.spec
             .linux()
             .as_ref()
             .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User))
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == kind))
     }
 
     pub fn load(dir: &Path) -> Result<Bundle> {
