@@ -491,3 +491,88 @@ fn a_listed_device_node_does_not_widen_a_deny_all_rule() {
     );
     assert!(out.contains("Operation not permitted"), "{out}");
 }
+
+/// The mount point of the v1 hierarchy holding `controller`.
+fn hierarchy_of(controller: &str) -> PathBuf {
+    host_mounts()
+        .iter()
+        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == controller))
+        .map(|m| PathBuf::from(&m.target))
+        .unwrap_or_else(|| panic!("no {controller} hierarchy on this host"))
+}
+
+/// `kill --all` of a container whose init has exited signals what is
+/// left in its cgroup (workers sharing the host's pid namespace), as runc
+/// does; otherwise such a container can be neither stopped nor removed.
+#[test]
+fn kill_all_after_init_exited_reaches_what_is_left() {
+    let c = Container::new("cg_kill_left");
+    c.edit(|cfg| {
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .retain(|n| n["type"] != "pid");
+        set_sh(
+            cfg,
+            "sleep 60 >/dev/null 2>&1 </dev/null & echo $! > /tmp/worker; exit 0",
+        );
+        writable_root(cfg);
+    });
+    c.create();
+    c.start();
+    c.wait_status("stopped");
+    let worker: i32 = fs::read_to_string(c.rootfs().join("tmp/worker"))
+        .expect("worker pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(alive(worker), "the worker should outlive init");
+    c.cmd(&["kill", "--all", &c.id, "KILL"]).ok();
+    wait_for("the worker to die", || !alive(worker));
+    c.delete();
+    c.assert_gone(None);
+}
+
+/// A cgroup that already exists frozen is refused at create (init would
+/// be frozen on entry, and create would wait for ever).
+#[test]
+fn a_frozen_cgroup_is_refused() {
+    let c = Container::new("cg_frozen");
+    let freezer = hierarchy_of("freezer").join(&c.id);
+    fs::create_dir(&freezer).expect("make the freezer cgroup");
+    struct Thaw(PathBuf);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let _ = fs::write(self.0.join("freezer.state"), "THAWED");
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let _thaw = Thaw(freezer.clone());
+    fs::write(freezer.join("freezer.state"), "FROZEN").expect("freeze it");
+    c.edit(|cfg| set_args(cfg, &["true"]));
+    let out = c.try_create(&[]);
+    assert!(!out.success(), "create in a frozen cgroup succeeded: {out}");
+    if !is_runc() {
+        assert!(out.err().contains("frozen"), "{out}");
+    }
+}
+
+/// Sub-cgroups a container made (or was given) go with it on delete.
+#[test]
+fn delete_removes_sub_cgroups() {
+    let c = Container::running("cg_sub", |_| {});
+    let pids = cgroup_dir(c.pid(), "pids");
+    let sub = pids.join("sub");
+    fs::create_dir(&sub).expect("make a sub-cgroup");
+    let out = c.cmd(&["exec", "-d", &c.id, "sleep", "60"]);
+    out.ok();
+    let procs = fs::read_to_string(pids.join("cgroup.procs")).expect("cgroup.procs");
+    let moved = procs
+        .lines()
+        .find(|p| p.parse::<i32>().ok() != Some(c.pid()))
+        .expect("the exec'd sleep");
+    fs::write(sub.join("cgroup.procs"), moved).expect("move it into the sub-cgroup");
+    c.cmd(&["delete", "--force", &c.id]).ok();
+    assert!(!pids.exists(), "{} left behind", pids.display());
+    c.assert_gone(None);
+}

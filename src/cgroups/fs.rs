@@ -62,17 +62,41 @@ pub fn mkdir_all(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
+/// The processes of the cgroup and of every cgroup below it (a container
+/// may make its own, as systemd in a container does).
 pub fn pids(dir: &Path) -> Vec<i32> {
-    read(dir, "cgroup.procs")
+    let mut out: Vec<i32> = read(dir, "cgroup.procs")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.parse().ok())
+        .collect();
+    for sub in subdirs(dir) {
+        out.extend(pids(&sub));
+    }
+    out
+}
+
+fn subdirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
         .collect()
+}
+
+/// Removes the cgroup and every cgroup below it, deepest first.
+pub fn remove(dir: &Path) -> Result<()> {
+    for sub in subdirs(dir) {
+        remove(&sub)?;
+    }
+    remove_one(dir)
 }
 
 /// rmdir, retried briefly: the kernel keeps a cgroup busy for a moment
 /// after its last process has exited.
-pub fn remove(dir: &Path) -> Result<()> {
+fn remove_one(dir: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match std::fs::remove_dir(dir) {

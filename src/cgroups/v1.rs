@@ -380,10 +380,17 @@ impl Cgroup for V1 {
     }
 
     fn is_frozen(&self) -> bool {
-        self.dir("freezer")
+        let v1 = self
+            .dir("freezer")
             .ok()
             .and_then(|d| fs::read(&d, "freezer.state"))
-            .is_some_and(|s| s == "FROZEN")
+            .is_some_and(|s| s == "FROZEN");
+        // On a hybrid host init is born in the cgroup2 directory: frozen
+        // there, it would be frozen too.
+        let v2 = self
+            .unified_dir()
+            .is_some_and(|d| fs::read_keyed(&d, "cgroup.events").get("frozen") == Some(&1));
+        v1 || v2
     }
 
     fn pids(&self) -> Result<Vec<i32>> {

@@ -165,8 +165,12 @@ fn finish(
                     None
                 }
                 Err(e) => return Err(e),
-                Ok(()) if defer => Some(cg),
+                Ok(()) if defer => {
+                    refuse_frozen(&*cg)?;
+                    Some(cg)
+                }
                 Ok(()) => {
+                    refuse_frozen(&*cg)?;
                     configure_cgroup(&*cg, resources, device_rules, o)?;
                     Some(cg)
                 }
@@ -177,6 +181,7 @@ fn finish(
     let cgroup_rest = || -> Result<()> {
         if let Some(cg) = &cgroup {
             cg.create_rest()?;
+            refuse_frozen(&**cg)?;
             configure_cgroup(&**cg, resources, device_rules, o)?;
         }
         Ok(())
@@ -239,6 +244,18 @@ fn finish(
         }
     }
     Ok(init)
+}
+
+/// A cgroup that exists already and is frozen would freeze init as soon as
+/// it is in it, and create would wait for it for ever: refused, as runc does.
+fn refuse_frozen(cg: &dyn cgroups::Cgroup) -> Result<()> {
+    if cg.is_frozen() {
+        return Err(Error::Other(format!(
+            "cgroup {} is frozen: thaw it or choose another cgroupsPath",
+            cg.path().display()
+        )));
+    }
+    Ok(())
 }
 
 /// Limits and device rules, into a cgroup whose directories are all made.

@@ -69,10 +69,14 @@ pub fn container_pids(c: &Locked) -> Vec<i32> {
 pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<()> {
     let sig = parse_signal(signal)?;
     let c = store.load(id)?;
-    let status = c.expect(
-        &[Status::Created, Status::Running, Status::Paused],
-        "container not running",
-    )?;
+    // With --all, a container whose init has exited may still hold
+    // processes in its cgroup (a pod's shared-pid workers): they are
+    // signalled, as runc does, so that it can be stopped and removed.
+    let mut live = vec![Status::Created, Status::Running, Status::Paused];
+    if all && c.cgroup().is_some() {
+        live.push(Status::Stopped);
+    }
+    let status = c.expect(&live, "container not running")?;
     if all {
         // Frozen, nothing can fork a process the signal would miss.
         let cg = c.cgroup().filter(|_| status != Status::Paused);
@@ -83,7 +87,11 @@ pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<()> {
                 unsafe { libc::kill(pid, sig) };
             }
         }
-        let sent = signal_pid(c.state.pid, c.state.pid_start, sig);
+        let sent = if status == Status::Stopped {
+            Ok(())
+        } else {
+            signal_pid(c.state.pid, c.state.pid_start, sig)
+        };
         if let (true, Some(cg)) = (frozen, &cg) {
             cg.freeze(false)?;
         }
