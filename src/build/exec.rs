@@ -915,6 +915,16 @@ impl<'a> Builder<'a> {
         cache::remember(self.store, key, img)
     }
 
+    /// Opens --cache-from's sources again (a forked stage's own).
+    fn reopen_imports(&mut self) -> Result<()> {
+        self.imports = Vec::new();
+        for c in &self.o.cache_from {
+            self.imports
+                .push(cache::Import::open(c, &self.o.pull.registry)?);
+        }
+        Ok(())
+    }
+
     /// The keys of the steps this build used or made, for --cache-to.
     pub fn keys(&self) -> Vec<String> {
         self.keys.borrow().clone()

@@ -57,7 +57,16 @@ impl Builder<'_> {
     /// earlier stage: all of them, to be safe.
     fn deps(&self, stage: usize) -> BTreeSet<usize> {
         let mut out = BTreeSet::new();
+        // FROM substitutes the global ARGs only: its name is known now.
+        let globals = self.global_args().unwrap_or_default();
+        let look = |n: &str| globals.get(n).cloned();
         for n in names_read(&self.file.stages[stage]) {
+            let n = match &self.file.stages[stage].from.kind {
+                Kind::From { image, .. } if *image == n => {
+                    crate::build::vars::expand(&n, &look, self.file.escape).unwrap_or(n)
+                }
+                _ => n,
+            };
             if n.contains('$') {
                 out.extend(0..stage);
             } else if !self.o.build_contexts.contains_key(&n.to_lowercase()) {
@@ -177,6 +186,11 @@ impl Builder<'_> {
                 let _ = nix::unistd::dup2_stdout(&wr);
                 let _ = nix::unistd::dup2_stderr(&wr);
                 drop(wr);
+                // A registry connection of --cache-from's is not to be
+                // shared with a sibling: this process opens its own.
+                if let Err(e) = self.reopen_imports() {
+                    eprintln!("hoist: warning: {e}");
+                }
                 let outcome = match self.stage(i) {
                     Ok(image) => Outcome::Built {
                         image,
