@@ -11,6 +11,7 @@ fn main() {
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/brig.order");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-changed=build.rs");
+    commit();
     // brig starts at src/linux/early_reexec.rs's brig_entry, which then
     // jumps to the C library's _start.
     if std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu") {
@@ -45,4 +46,25 @@ fn links_with_lld() -> bool {
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     major > 1 || (major == 1 && minor >= 90)
+}
+
+/// The commit `brig --version` names, as runc's does: `git rev-parse HEAD`
+/// where the source is a git checkout, else "unknown".
+fn commit() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        if root.join(f).exists() {
+            println!("cargo:rerun-if-changed={}", root.join(f).display());
+        }
+    }
+    let hash = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=BRIG_COMMIT={hash}");
 }

@@ -66,10 +66,25 @@ fn write(level: &str, msg: &str) {
     }
 }
 
-/// One line on stderr and, with --log, one entry in the log file.
+/// Whether the --log file can be opened for appending (and made if
+/// missing): a command fails at start if not, as runc's does.
+pub fn check_file() -> std::result::Result<(), String> {
+    let Some(path) = CONFIG.get().and_then(|c| c.file.as_ref()) else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| format!("opening log file {}: {e}", path.display()))
+}
+
+/// One line on stderr and, with --log, one entry in the log file. The line
+/// says "error" as runc's do, for tools that look for the word.
 pub fn error(msg: &str) {
     write("error", msg);
-    eprintln!("brig: {msg}");
+    eprintln!("brig: error: {msg}");
 }
 
 /// Something went wrong that the operation survives (poststart/poststop hooks).

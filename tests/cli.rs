@@ -112,3 +112,146 @@ fn pid_file_holds_the_init_pid() {
     let written = fs::read_to_string(&pid_file).expect("pid file written");
     assert_eq!(written.trim(), c.pid().to_string());
 }
+
+/// `-v/--version` prints runc's three lines, which tools parse.
+#[test]
+fn version_prints_runcs_lines() {
+    let out = exec(Command::new(runtime()).arg("--version"));
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    let name = if is_runc() { "runc" } else { "brig" };
+    assert!(lines[0].starts_with(&format!("{name} version ")), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("commit:")), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("spec: 1.")), "{out}");
+    let short = exec(Command::new(runtime()).arg("-v"));
+    assert_eq!(short.ok(), text);
+}
+
+/// A --log that cannot be opened fails the command at once, and errors on
+/// stderr say "error", as runc's do.
+#[test]
+fn an_unopenable_log_fails_at_start() {
+    let out = exec(Command::new(runtime()).args(["--log", "/nonexistent/dir/log", "list"]));
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("error"), "{out}");
+}
+
+/// `list --format json` and `ps --format json` print one line; `events
+/// --stats` prints one event with runc's key order (type, id, data).
+#[test]
+fn json_output_is_one_line_as_runc_writes_it() {
+    let c = Container::running("cli_json", |_| {});
+    let list = c.cmd(&["list", "--format", "json"]);
+    assert_eq!(list.ok().lines().count(), 1, "{list}");
+    let ps = c.cmd(&["ps", "--format", "json", &c.id]);
+    assert_eq!(ps.ok().lines().count(), 1, "{ps}");
+    let stats = c.cmd(&["events", "--stats", &c.id]);
+    let text = stats.ok();
+    assert_eq!(text.lines().count(), 1, "{stats}");
+    let (t, i, d) = (
+        text.find("\"type\""),
+        text.find("\"id\""),
+        text.find("\"data\""),
+    );
+    assert!(
+        matches!((t, i, d), (Some(t), Some(i), Some(d)) if t < i && i < d),
+        "keys out of runc's order: {text}"
+    );
+    let v: Value = serde_json::from_str(text.trim()).expect("events JSON");
+    assert_eq!(v["type"], "stats");
+    if let Some(blkio) = v["data"]["blkio"].as_object() {
+        for (k, entries) in blkio {
+            assert!(
+                entries.is_array() || entries.is_null(),
+                "blkio {k} is not an array: {text}"
+            );
+        }
+    }
+}
+
+/// `--debug --log F exec` writes its debug lines to F.
+#[test]
+fn exec_writes_the_debug_log() {
+    let c = Container::running("cli_debuglog", |_| {});
+    let log = c.dir.join("exec.log");
+    c.cmd(&["--debug", "--log", p(&log), "exec", &c.id, "true"])
+        .ok();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.trim().is_empty(), "nothing in the exec's --log");
+}
+
+/// `run --keep` leaves the stopped container for a later delete.
+#[test]
+fn run_keep_leaves_the_stopped_container() {
+    let c = Container::new("cli_keep");
+    c.edit(|cfg| set_args(cfg, &["true"]));
+    c.run(&["--keep"]).ok();
+    assert_eq!(c.status(), "stopped");
+    c.delete();
+    c.assert_gone(None);
+}
+
+/// exec refuses a paused container with a line that says so (runc's
+/// --ignore-paused hangs there until resume; brig has no such flag).
+#[test]
+fn exec_into_a_paused_container_is_refused() {
+    let c = Container::running("cli_paused", |_| {});
+    c.cmd(&["pause", &c.id]).ok();
+    let out = c.cmd(&["exec", &c.id, "true"]);
+    assert!(!out.success(), "exec into a paused container: {out}");
+    c.cmd(&["resume", &c.id]).ok();
+    c.cmd(&["exec", &c.id, "true"]).ok();
+}
+
+/// `exec --cgroup SUB` puts the process in an existing sub-cgroup of the
+/// container's.
+#[test]
+fn exec_cgroup_places_the_process_in_a_sub_cgroup() {
+    let c = Container::running("cli_subcg", |_| {});
+    let own = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).expect("init's cgroups");
+    let mut made = Vec::new();
+    for m in host_mounts()
+        .iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+    {
+        for line in own.lines() {
+            let (ctrls, path) = {
+                let mut f = line.splitn(3, ':');
+                let _ = f.next();
+                (f.next().unwrap_or(""), f.next().unwrap_or(""))
+            };
+            let matches = if m.fstype == "cgroup2" {
+                ctrls.is_empty()
+            } else {
+                ctrls
+                    .split(',')
+                    .any(|c| m.options.split(',').any(|o| o == c))
+                    && !ctrls.is_empty()
+            };
+            if matches && path.ends_with(&c.id) {
+                let sub = std::path::Path::new(&m.target)
+                    .join(path.trim_start_matches('/'))
+                    .join("sub");
+                if fs::create_dir(&sub).is_ok() {
+                    // A v1 cpuset child starts with no cpus or mems: give it
+                    // its parent's, as whoever makes one must.
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        if let Ok(v) = fs::read_to_string(sub.parent().expect("parent").join(f)) {
+                            fs::write(sub.join(f), v.trim()).expect("copy cpuset");
+                        }
+                    }
+                    made.push(sub);
+                }
+            }
+        }
+    }
+    assert!(!made.is_empty(), "no cgroup of the container found:\n{own}");
+    let out = c.cmd(&["exec", "--cgroup", "sub", &c.id, "cat", "/proc/self/cgroup"]);
+    let text = out.ok();
+    assert!(
+        text.lines().any(|l| l.ends_with("/sub")),
+        "the process is not in the sub-cgroup: {text}"
+    );
+    let bad = c.cmd(&["exec", "--cgroup", "../escape", &c.id, "true"]);
+    assert!(!bad.success(), "{bad}");
+}

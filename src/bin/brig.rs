@@ -8,8 +8,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "brig", version, about = "An OCI container runtime")]
+#[command(
+    name = "brig",
+    about = "An OCI container runtime",
+    disable_version_flag = true
+)]
 struct Cli {
+    /// Print the version, as runc does (`brig version X`, commit, spec)
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     /// Directory for container state [default: /run/brig, or
     /// $XDG_RUNTIME_DIR/brig when rootless]
     #[arg(long, global = true)]
@@ -30,7 +37,7 @@ struct Cli {
     #[arg(long = "rootless", id = "rootless_mode", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     rootless: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -115,6 +122,9 @@ enum Command {
         /// Do not wait: leave the container running
         #[arg(short, long)]
         detach: bool,
+        /// Keep the container (state, cgroup) after it exits, for delete
+        #[arg(long)]
+        keep: bool,
         #[command(flatten)]
         create: CreateArgs,
     },
@@ -203,6 +213,9 @@ struct ExecArgs {
     /// Pass this many fds (from 3 on) to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: i32,
+    /// Put the process in this existing sub-cgroup of the container's
+    #[arg(long)]
+    cgroup: Option<PathBuf>,
     id: String,
     /// The command and its arguments (when --process is not given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -401,14 +414,27 @@ fn main() {
     } else {
         Ok(())
     };
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.version {
+        print_version();
+        return;
+    }
     let format = match cli.log_format {
         LogFormat::Text => Format::Text,
         LogFormat::Json => Format::Json,
     };
     logging::init(cli.log.clone(), format, cli.debug);
+    // A log runc could not open fails the command before it does anything.
+    if let Err(e) = logging::check_file() {
+        logging::error(&e);
+        std::process::exit(1);
+    }
+    let Some(command) = cli.command.take() else {
+        logging::error("no command given (see brig --help)");
+        std::process::exit(1);
+    };
     // A command line the quick look got wrong still gets the protection.
-    let sealed = if cli.command.enters_container() && !early {
+    let sealed = if command.enters_container() && !early {
         brig::linux::sealed_exe::ensure()
     } else {
         sealed
@@ -419,12 +445,12 @@ fn main() {
     }
     // runc's exec exits 255 when exec itself fails, so that a caller can
     // tell that from the process exiting 1.
-    let failed = if matches!(cli.command, Command::Exec(_)) {
+    let failed = if matches!(command, Command::Exec(_)) {
         255
     } else {
         1
     };
-    match dispatch(cli) {
+    match dispatch(cli, command) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             // One line: the outermost context first, then each cause.
@@ -476,12 +502,19 @@ fn write_spec(bundle: &std::path::Path, rootless: bool) -> Result<()> {
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn dispatch(cli: Cli) -> Result<i32> {
+/// runc's lines: name and version, commit, the runtime spec's version.
+fn print_version() {
+    println!("brig version {}", env!("CARGO_PKG_VERSION"));
+    println!("commit: {}", env!("BRIG_COMMIT"));
+    println!("spec: {}", brig::spec::OCI_VERSION);
+}
+
+fn dispatch(cli: Cli, command: Command) -> Result<i32> {
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup is not supported yet: brig manages cgroups through the filesystem only");
     }
     let rootless = brig::rootless::mode(cli.rootless.as_deref())?;
-    if let Command::Spec { bundle, rootless } = &cli.command {
+    if let Command::Spec { bundle, rootless } = &command {
         return write_spec(bundle, *rootless).map(|_| 0);
     }
     let root = match &cli.root {
@@ -490,7 +523,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         None => PathBuf::from("/run/brig"),
     };
     let store = Store::new(&root);
-    match cli.command {
+    match command {
         Command::Spec { .. } => {}
         Command::Create(a) => {
             let o = a.options(rootless);
@@ -514,10 +547,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
             .with_context(|| format!("killing container {id:?}"))?,
         Command::Delete { force, id } => container::delete::delete(&store, &id, force)
             .with_context(|| format!("deleting container {id:?}"))?,
-        Command::Run { detach, create } => {
+        Command::Run {
+            detach,
+            keep,
+            create,
+        } => {
             let o = run::Options {
                 create: create.options(rootless),
                 detach,
+                keep,
                 kill_after: None,
             };
             return run::run(&store, &create.id, &o)
@@ -533,6 +571,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 pid_file: a.pid_file.clone(),
                 console_socket: a.console_socket.clone(),
                 preserve_fds: a.preserve_fds,
+                sub_cgroup: a.cgroup.clone(),
             };
             return container::exec::exec(&store, &a.id, &o)
                 .with_context(|| format!("exec in container {:?}", a.id));
@@ -548,7 +587,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => {
             let pids = container::ps::pids(&store, &id)?;
             match format.as_str() {
-                "json" => print_json(&serde_json::json!(pids))?,
+                "json" => print_json_line(&serde_json::json!(pids))?,
                 "table" => {
                     let table = container::ps::table(&pids, &ps_args)?;
                     std::io::stdout().lock().write_all(table.as_bytes())?;
@@ -568,7 +607,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             id,
         } => {
             if stats {
-                print_json(&container::events::stats(&store, &id)?)?;
+                writeln!(
+                    std::io::stdout().lock(),
+                    "{}",
+                    container::events::stats(&store, &id)?
+                )?;
             } else {
                 let every = humantime::parse_duration(&interval)
                     .with_context(|| format!("--interval {interval:?}"))?;
@@ -585,13 +628,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
                         writeln!(out, "{}", v["id"].as_str().unwrap_or(""))?;
                     }
                 }
-                (false, "json") => print_json(&serde_json::Value::Array(items))?,
+                (false, "json") => print_json_line(&serde_json::Value::Array(items))?,
                 (false, "table") => out.write_all(container::list::table(&items).as_bytes())?,
                 (false, f) => bail!("unknown list format {f:?} (table or json)"),
             }
         }
     }
     Ok(0)
+}
+
+/// On one line, as runc writes `list` and `ps` (tools read it line-wise).
+fn print_json_line(v: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 fn print_json(v: &serde_json::Value) -> Result<()> {

@@ -134,6 +134,7 @@ pub fn run(r: &RunSpec, scratch: &Path, state_dir: &Path, echo: bool) -> Result<
             ..Default::default()
         },
         detach: false,
+        keep: false,
         kill_after: Some(KILL_AFTER),
     };
     let mut tee = Tee::start(echo, &scratch.join("tail"))?;

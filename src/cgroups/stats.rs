@@ -58,13 +58,33 @@ pub fn v1(
     }
     if let Some(d) = blkio {
         data["blkio"] = json!({
-            "ioServiceBytesRecursive": fs::read(&d, "blkio.throttle.io_service_bytes").unwrap_or_default(),
+            "ioServiceBytesRecursive": blkio_entries(&d, "blkio.throttle.io_service_bytes"),
+            "ioServicedRecursive": blkio_entries(&d, "blkio.throttle.io_serviced"),
         });
     }
     if let Some(d) = hugetlb {
         data["hugetlb"] = hugetlb_v1(&d);
     }
     data
+}
+
+/// "8:0 Read 4096" lines as runc's entries ({major, minor, op, value});
+/// the "Total" line is not one.
+fn blkio_entries(dir: &Path, file: &str) -> Value {
+    let text = fs::read(dir, file).unwrap_or_default();
+    Value::Array(text.lines().filter_map(blkio_entry).collect())
+}
+
+fn blkio_entry(line: &str) -> Option<Value> {
+    let mut f = line.split_whitespace();
+    let (dev, op, value) = (f.next()?, f.next()?, f.next()?);
+    let (major, minor) = dev.split_once(':')?;
+    Some(json!({
+        "major": major.parse::<u64>().ok()?,
+        "minor": minor.parse::<u64>().ok()?,
+        "op": op,
+        "value": value.parse::<u64>().ok()?,
+    }))
 }
 
 fn hugetlb_v1(dir: &Path) -> Value {
@@ -113,4 +133,18 @@ pub fn v2(dir: &Path) -> Value {
         },
         "pids": {"current": fs::read_u64(dir, "pids.current"), "limit": max("pids.max")},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blkio_lines_become_runcs_entries() {
+        assert_eq!(
+            blkio_entry("8:16 Read 4096"),
+            Some(json!({"major": 8, "minor": 16, "op": "Read", "value": 4096}))
+        );
+        assert_eq!(blkio_entry("Total 4096"), None);
+    }
 }

@@ -18,6 +18,9 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// An existing cgroup below the container's, for the process (runc's
+    /// --cgroup, in its every-hierarchy form).
+    pub sub_cgroup: Option<PathBuf>,
 }
 
 /// Reads a process.json (`exec --process`). Without `user` the process
@@ -46,6 +49,32 @@ pub fn container_process(store: &Store, id: &str) -> Result<Process> {
         .ok_or_else(|| Error::Other(format!("container \"{id}\" has no process")))
 }
 
+/// The container's cgroup `rel`, descended into `sub`, which must stay
+/// below it and exist.
+fn sub_cgroup(
+    rel: &std::path::Path,
+    sub: &std::path::Path,
+) -> Result<Box<dyn crate::cgroups::Cgroup>> {
+    use std::path::Component;
+    let plain = sub.components().all(|c| matches!(c, Component::Normal(_)));
+    if !plain || sub.as_os_str().is_empty() {
+        return Err(Error::Other(format!(
+            "--cgroup {}: a relative path below the container's cgroup (per-controller forms are not supported)",
+            sub.display()
+        )));
+    }
+    let cg = crate::cgroups::open(&rel.join(sub))?;
+    if cg.placement_dirs().0.as_ref().is_some_and(|d| !d.is_dir())
+        || cg.placement_dirs().1.iter().any(|d| !d.is_dir())
+    {
+        return Err(Error::Other(format!(
+            "--cgroup {}: no such cgroup below the container's",
+            sub.display()
+        )));
+    }
+    Ok(cg)
+}
+
 /// Runs the process; returns the exit code `brig exec` should exit with
 /// (0 when detached).
 pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
@@ -69,13 +98,21 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
     let c = store.load(id)?;
     c.expect(
         &[Status::Created, Status::Running],
-        "cannot exec in a container that is not running",
+        "cannot exec in a container that is not running (a paused one: resume it first)",
     )?;
     // What create applied, not the bundle's config.json of now.
     let spec = c.spec()?;
     let seccomp = crate::linux::seccomp::Filter::from_spec(&spec)?;
     let init = Pidfd::open(c.state.pid, c.state.pid_start)?;
-    let cgroup = c.cgroup();
+    let cgroup = match (&o.sub_cgroup, &c.state.cgroup) {
+        (None, _) => c.cgroup(),
+        (Some(sub), Some(rel)) => Some(sub_cgroup(rel, sub)?),
+        (Some(_), None) => {
+            return Err(Error::Other(format!(
+                "--cgroup: container \"{id}\" has no cgroup"
+            )))
+        }
+    };
     let (ours, console): (Option<std::os::unix::net::UnixStream>, Option<OwnedFd>) =
         match &o.console_socket {
             Some(path) => (
@@ -120,6 +157,7 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
     if let Some(p) = &o.pid_file {
         write_pid_file(p, entered.pid)?;
     }
+    crate::logging::debug(&format!("exec in {id}: process {} started", entered.pid));
     if o.detach {
         return Ok(0);
     }

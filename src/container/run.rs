@@ -11,6 +11,8 @@ use crate::process::sync::Msg;
 pub struct Options {
     pub create: create::Options,
     pub detach: bool,
+    /// Leave the stopped container (state, cgroup) for a later delete.
+    pub keep: bool,
     /// SIGKILL the container this long after a stop signal (see
     /// [`foreground::wait`]); None forwards signals and nothing more, as runc.
     pub kill_after: Option<std::time::Duration>,
@@ -68,6 +70,9 @@ pub fn run(store: &Store, id: &str, o: &Options) -> Result<i32> {
     }
     let code = foreground::wait(pid, &forwarded, master.as_ref(), o.kill_after);
     crate::logging::step("exited");
+    if o.keep {
+        return code;
+    }
     let _ = cleanup(store, id);
     crate::logging::step("deleted");
     code

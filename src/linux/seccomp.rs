@@ -58,8 +58,9 @@
 //!   against the kernel at create. Without `flags` none is set, as runc 1.1
 //!   (runc 1.2 adds SPEC_ALLOW, which turns off the Speculative Store Bypass
 //!   mitigation: brig keeps the kernel's choice). runc 1.1 refuses every flag.
-//! - **Not supported**, each an error that names the field: `SCMP_ACT_NOTIFY`,
-//!   `listenerPath`, `listenerMetadata`, `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`.
+//! - **Not supported**, each an error that names the field: `SCMP_ACT_NOTIFY`
+//!   and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`. `listenerPath` and
+//!   `listenerMetadata` are accepted and unused: only notify rules use them.
 
 #[path = "seccomp_syscalls.rs"]
 mod syscalls;
@@ -481,20 +482,9 @@ fn kernel_takes_flags(bits: libc::c_ulong) -> bool {
 /// Translates a whole `linux.seccomp` object. Fails on anything the filter
 /// could not enforce as written.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, ProfileError> {
-    if let Some(p) = profile.listener_path() {
-        return Err(unsupported(
-            "listenerPath",
-            p.display(),
-            "brig has no seccomp user-notification agent support",
-        ));
-    }
-    if let Some(m) = profile.listener_metadata() {
-        return Err(unsupported(
-            "listenerMetadata",
-            format!("{m:?}"),
-            "brig has no seccomp user-notification agent support",
-        ));
-    }
+    // listenerPath and listenerMetadata only serve SCMP_ACT_NOTIFY rules,
+    // which are refused below: without any, the agent would never be asked,
+    // and runc accepts such a profile.
     let default = action_ret(
         profile.default_action(),
         profile.default_errno_ret(),
@@ -1067,17 +1057,15 @@ mod tests {
                 .starts_with("linux.seccomp.defaultAction SCMP_ACT_NOTIFY"),
             "{e}"
         );
-        let e =
-            error(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}));
+        let listener: LinuxSeccomp = serde_json::from_value(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "listenerMetadata": "x"
+        }))
+        .unwrap();
         assert!(
-            e.to_string()
-                .starts_with("linux.seccomp.listenerPath /run/agent.sock"),
-            "{e}"
-        );
-        let e = error(json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}));
-        assert!(
-            e.to_string().starts_with("linux.seccomp.listenerMetadata"),
-            "{e}"
+            compile(&listener).is_ok(),
+            "a listener without notify rules is accepted"
         );
         let e = error(json!({"defaultAction": "SCMP_ACT_ALLOW",
                              "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}));
