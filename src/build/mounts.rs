@@ -488,9 +488,9 @@ mod tests {
                 ro: false
             }
         );
+        assert_eq!((m.uid, m.mode), (Some(1000), Some(0o700)));
         let m = parse("type=cache,target=/c,ro").unwrap();
         assert!(matches!(m.typ, Type::Cache { ro: true, .. }));
-        assert_eq!((m.uid, m.mode), (Some(1000), Some(0o700)));
         let m = parse("type=secret,id=tok").unwrap();
         assert_eq!(m.target, "/run/secrets/tok");
         let m = parse("type=secret,target=/etc/key").unwrap();
