@@ -576,3 +576,84 @@ fn delete_removes_sub_cgroups() {
     assert!(!pids.exists(), "{} left behind", pids.display());
     c.assert_gone(None);
 }
+
+/// `update --memory -1` while memory+swap are limited lifts both, as runc
+/// does (memory alone would be refused: memory+swap below memory).
+#[test]
+fn update_memory_unlimited_lifts_swap_too() {
+    if !memsw_supported() {
+        panic!("this host's memory cgroup has no memsw accounting: the test needs it");
+    }
+    let c = Container::running("cg_mem_unlimit", |cfg| {
+        cfg["linux"]["resources"]["memory"] =
+            json!({"limit": 64 * 1024 * 1024, "swap": 64 * 1024 * 1024});
+    });
+    c.cmd(&["update", "--memory", "-1", &c.id]).ok();
+    let dir = cgroup_dir(c.pid(), "memory");
+    let read = |f: &str| fs::read_to_string(dir.join(f)).expect("memory file");
+    let unlimited = |v: String| v.trim().parse::<u64>().is_ok_and(|n| n > 1 << 60);
+    assert!(
+        unlimited(read("memory.limit_in_bytes")),
+        "memory still limited"
+    );
+    assert!(
+        unlimited(read("memory.memsw.limit_in_bytes")),
+        "memory+swap still limited"
+    );
+}
+
+/// Under a parent with a CFS quota, a shorter period with a new quota is
+/// accepted in either order (the period alone first would exceed the
+/// parent's share): the period is retried after the quota, as runc does.
+#[test]
+fn update_period_and_quota_under_a_parent_quota() {
+    /// The container, then the parent cgroup in every hierarchy (runtimes
+    /// make the parents of a cgroupsPath and leave them).
+    struct WithParent(Option<Container>, String);
+    impl Drop for WithParent {
+        fn drop(&mut self) {
+            drop(self.0.take());
+            for m in host_mounts()
+                .iter()
+                .filter(|m| m.fstype.starts_with("cgroup"))
+            {
+                let _ = fs::remove_dir(std::path::Path::new(&m.target).join(&self.1));
+            }
+        }
+    }
+    let c = Container::new("cg_quota");
+    let parent_name = format!("{}-parent", c.id);
+    let guard = WithParent(Some(c), parent_name.clone());
+    let c = guard.0.as_ref().expect("the container");
+    let parent = hierarchy_of("cpu").join(&parent_name);
+    fs::create_dir(&parent).expect("make the parent cgroup");
+    fs::write(parent.join("cpu.cfs_quota_us"), "50000").expect("parent quota");
+    let id = c.id.clone();
+    c.edit(|cfg| {
+        set_args(cfg, &["sleep", "60"]);
+        cfg["linux"]["cgroupsPath"] = json!(format!("/{parent_name}/{id}"));
+        cfg["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
+    });
+    c.create();
+    c.start();
+    c.cmd(&[
+        "update",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        &c.id,
+    ])
+    .ok();
+    let dir = parent.join(&c.id);
+    let read = |f: &str| {
+        fs::read_to_string(dir.join(f))
+            .expect("cpu file")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        (read("cpu.cfs_period_us"), read("cpu.cfs_quota_us")),
+        ("50000".into(), "25000".into())
+    );
+}

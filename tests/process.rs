@@ -349,3 +349,43 @@ fn the_pty_belongs_to_the_process_user() {
     assert_eq!(out, "1000:5\n", "owner of the container's pty");
     c.wait_status("stopped");
 }
+
+/// linux.memoryPolicy reaches the container's process and an exec'd one
+/// (set_mempolicy: numa_maps shows the policy of every mapping).
+#[test]
+fn memory_policy_applies_to_init_and_exec() {
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1.5 has no linux.memoryPolicy (runtime-spec 1.3)");
+        return;
+    }
+    let c = Container::running("numa_policy", |cfg| {
+        cfg["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    });
+    let init = fs::read_to_string(format!("/proc/{}/numa_maps", c.pid())).expect("numa_maps");
+    assert!(
+        init.lines().any(|l| l.contains(" bind:0 ")),
+        "init:\n{init}"
+    );
+    let out = c.cmd(&["exec", &c.id, "cat", "/proc/self/numa_maps"]);
+    assert!(out.ok().lines().any(|l| l.contains(" bind:0 ")), "{out}");
+}
+
+/// process.execCPUAffinity's final list pins an exec'd process.
+#[test]
+fn exec_cpu_affinity_pins_the_process() {
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1.5 has no process.execCPUAffinity (runtime-spec 1.2)");
+        return;
+    }
+    let c = Container::running("exec_affinity", |_| {});
+    let pjson = c.dir.join("p.json");
+    fs::write(
+        &pjson,
+        json!({"args": ["grep", "Cpus_allowed_list", "/proc/self/status"], "cwd": "/",
+               "env": ["PATH=/bin"], "execCPUAffinity": {"initial": "0", "final": "0"}})
+        .to_string(),
+    )
+    .expect("write process.json");
+    let out = c.cmd(&["exec", "--process", p(&pjson), &c.id]);
+    assert_eq!(out.ok().split_whitespace().last(), Some("0"), "{out}");
+}

@@ -123,7 +123,14 @@ impl V1 {
         // memory+swap may never be below memory: the order of the two writes
         // depends on whether the limits grow or shrink.
         let mem = m.limit().filter(|v| *v != 0).map(|l| limit(l, "-1"));
-        let swap = m.swap().filter(|v| *v != 0).map(|s| limit(s, "-1"));
+        // Unlimited memory with memory+swap left as it was would be refused
+        // (memory+swap may not be below memory): unlimited both, as runc.
+        let swap_given = m.swap().filter(|v| *v != 0);
+        let swap_given = match (m.limit(), swap_given) {
+            (Some(-1), None) if fs::exists(&dir, "memory.memsw.limit_in_bytes") => Some(-1),
+            (_, s) => s,
+        };
+        let swap = swap_given.map(|s| limit(s, "-1"));
         match (mem, swap) {
             (Some(mem), Some(swap)) => {
                 let first = write(&dir, "memory.limit_in_bytes", &mem)
@@ -148,6 +155,12 @@ impl V1 {
         if m.disable_oom_killer() == Some(true) {
             write(&dir, "memory.oom_control", "1")?;
         }
+        // Where the kernel still has it (cgroup v1 kmem accounting).
+        if let Some(tcp) = m.kernel_tcp().filter(|v| *v != 0) {
+            if fs::exists(&dir, "memory.kmem.tcp.limit_in_bytes") {
+                write(&dir, "memory.kmem.tcp.limit_in_bytes", &limit(tcp, "-1"))?;
+            }
+        }
         Ok(())
     }
 
@@ -165,11 +178,22 @@ impl V1 {
             if let Some(s) = c.shares().filter(|v| *v != 0) {
                 write(&dir, "cpu.shares", &s.to_string())?;
             }
+            // A period shorter than the current one may be refused (EINVAL)
+            // while the old quota over the new period exceeds a parent's
+            // quota; with a new quota coming, it is retried after it, as runc.
+            let mut period_later = None;
             if let Some(p) = c.period().filter(|v| *v != 0) {
-                write(&dir, "cpu.cfs_period_us", &p.to_string())?;
+                match write(&dir, "cpu.cfs_period_us", &p.to_string()) {
+                    Ok(()) => {}
+                    Err(_) if c.quota().is_some_and(|q| q != 0) => period_later = Some(p),
+                    Err(e) => return Err(e),
+                }
             }
             if let Some(q) = c.quota().filter(|v| *v != 0) {
                 write(&dir, "cpu.cfs_quota_us", &limit(q, "-1"))?;
+            }
+            if let Some(p) = period_later {
+                write(&dir, "cpu.cfs_period_us", &p.to_string())?;
             }
             if let Some(b) = c.burst() {
                 write(&dir, "cpu.cfs_burst_us", &b.to_string())?;

@@ -143,6 +143,10 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
         oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
+        memory_policy: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.memory_policy().as_ref()),
     })?;
     // Others may act on the container while this process runs.
     drop(c);

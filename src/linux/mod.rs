@@ -10,6 +10,7 @@ pub mod lsm;
 pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;
+pub mod numa;
 pub mod paths;
 pub mod pidfd;
 pub mod procfs;

@@ -21,7 +21,7 @@ use super::sync::{self, Channel, Msg};
 use crate::cgroups::{Cgroup, Placement};
 use crate::error::{Error, Result, SysContext};
 use crate::linux::pidfd::Pidfd;
-use crate::linux::{fds, procfs, terminal};
+use crate::linux::{fds, numa, procfs, terminal};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -43,6 +43,8 @@ pub struct Enter<'a> {
     /// none of its own.
     pub personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
     pub oom_score_adj: Option<i32>,
+    /// linux.memoryPolicy of the container.
+    pub memory_policy: Option<&'a oci_spec::runtime::LinuxMemoryPolicy>,
 }
 
 pub struct Entered {
@@ -174,6 +176,10 @@ fn helper_main(
     // SAFETY: restoring the default disposition of SIGPIPE, which Rust ignores.
     let _ =
         unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    let affinity = e.process.exec_cpu_affinity().as_ref();
+    if let Some(cpus) = affinity.and_then(|a| a.initial().as_deref()) {
+        numa::set_affinity("process.execCPUAffinity.initial", cpus)?;
+    }
     // In the container's cgroup before its cgroup namespace is joined.
     place.join_self()?;
     if place.parent_adds {
@@ -185,6 +191,13 @@ fn helper_main(
                 )))
             }
         }
+    }
+    // Inside the container's cgroups (and its cpuset) now.
+    if let Some(cpus) = affinity.and_then(|a| a.cpu_affinity_final().as_deref()) {
+        numa::set_affinity("process.execCPUAffinity.final", cpus)?;
+    }
+    if let Some(policy) = e.memory_policy {
+        numa::set_memory_policy(policy)?;
     }
     // Through the host's procfs, before the container's replaces it.
     finish::set_oom_score_adj(e.process.oom_score_adj().or(e.oom_score_adj))?;

@@ -386,6 +386,13 @@ fn run(
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(p)?;
     }
+    if let Some(policy) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::linux::numa::set_memory_policy(policy)?;
+    }
     // While init waits for `start` the container's processes can see it:
     // it holds only the channel and the fifo, as the container's user.
     let mut keep = vec![ch.raw()];
