@@ -38,9 +38,12 @@ ensure_pkgs() {
   [[ $(id -u) -eq 0 ]] || die "missing Debian packages (${missing[*]}); run as root to install them"
   local out
   out=$(mktemp)
+  # Another apt (an unattended upgrade, a second setup) may hold the dpkg
+  # or lists lock: wait for it rather than fail at once.
+  local wait=(-o DPkg::Lock::Timeout=600)
   if [[ -z $_apt_updated ]]; then
     log "apt-get update (missing: ${missing[*]})"
-    apt-get update -qq >"$out" 2>&1 || {
+    apt-get "${wait[@]}" update -qq >"$out" 2>&1 || {
       cat "$out" >&2
       rm -f "$out"
       die "apt-get update failed"
@@ -48,7 +51,7 @@ ensure_pkgs() {
     _apt_updated=1
   fi
   log "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$out" 2>&1 || {
+  DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >"$out" 2>&1 || {
     cat "$out" >&2
     rm -f "$out"
     die "apt-get install ${missing[*]} failed"

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 /// The signals that ask a job to stop.
 pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
@@ -14,12 +14,18 @@ pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::
 /// The first stop signal received, or 0.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
+/// Stop signals that were ignored when the job started (`nohup`): they are
+/// no stop request, however they are read.
+static IGNORED: AtomicU64 = AtomicU64::new(0);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     // Only an atomic store: async-signal-safe.
     let _ = RECEIVED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
 }
 
-/// Catches the stop signals from now on instead of dying of them.
+/// Catches the stop signals from now on instead of dying of them. A signal
+/// that was ignored when brig started stays ignored (`nohup hoist build`
+/// must survive the hangup it asked to ignore).
 pub fn install() -> Result<()> {
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
@@ -28,14 +34,24 @@ pub fn install() -> Result<()> {
     );
     for sig in STOP_SIGNALS {
         // SAFETY: the handler only stores into an atomic.
-        unsafe { sigaction(sig, &action) }
+        let old = unsafe { sigaction(sig, &action) }
             .map_err(|e| Error::sys(format!("sigaction {sig}"), e))?;
+        if matches!(old.handler(), SigHandler::SigIgn) {
+            IGNORED.fetch_or(1 << sig as i32, Ordering::SeqCst);
+            // SAFETY: restoring the disposition the process started with.
+            unsafe { sigaction(sig, &old) }
+                .map_err(|e| Error::sys(format!("sigaction {sig}"), e))?;
+        }
     }
     Ok(())
 }
 
-/// Records a stop signal read some other way (a signalfd).
+/// Records a stop signal read some other way (a signalfd: blocked signals
+/// arrive there even when ignored).
 pub fn note(sig: i32) {
+    if (0..64).contains(&sig) && IGNORED.load(Ordering::SeqCst) & (1 << sig) != 0 {
+        return;
+    }
     on_signal(sig);
 }
 

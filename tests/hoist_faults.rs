@@ -738,3 +738,64 @@ fn ctrl_c_stops_a_build_run_promptly() {
         "hoist took {took:?} to stop"
     );
 }
+
+/// `nohup hoist build`: a hangup the caller asked to ignore is no stop
+/// request (hoist installs no handler for a signal ignored at its start,
+/// and does not count it when its RUN step reads it), so the build runs to
+/// its end and names its image.
+#[test]
+fn a_nohup_build_survives_a_hangup() {
+    let work = scratch("build-nohup");
+    let store = work.join("store");
+    let marker = format!("hoist-nohup-marker-{}", std::process::id());
+    let _cleanup = BuildLeftovers(store.clone(), marker.clone());
+    let r = Run::of(hoist().arg("--store").arg(&store).args([
+        "pull",
+        "-q",
+        &format!("oci-archive:{}", busybox().display()),
+    ]));
+    assert!(r.ok, "import busybox: {}", r.stderr);
+    let ctx = work.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM localhost/busybox:latest\nRUN sleep 2; true {marker}\n"),
+    )
+    .unwrap();
+    let mut cmd = hoist();
+    cmd.arg("--store")
+        .arg(&store)
+        .args(["build", "-q", "-t", "localhost/nohup:1"])
+        .arg(&ctx)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only signal(2) between fork and exec, as nohup does.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = Reaper(cmd.spawn().expect("spawn hoist build"));
+    wait_for(30, "the RUN container", || !running(&marker).is_empty());
+    let pgid = child.0.id() as i32;
+    kill(Pid::from_raw(-pgid), Signal::SIGHUP).expect("SIGHUP the group");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().expect("wait hoist") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "hoist build did not finish");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "a nohup'd build stopped on SIGHUP: {status:?}"
+    );
+    assert!(
+        images(&store).contains("localhost/nohup:1"),
+        "the build named no image: {:?}",
+        images(&store)
+    );
+}

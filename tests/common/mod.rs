@@ -181,6 +181,7 @@ pub fn read_to_end(fd: OwnedFd) -> String {
 /// if it was still running after TIMEOUT (it is then killed).
 pub fn try_exec(cmd: &mut Command) -> Result<Output, String> {
     let shown = format!("{cmd:?}").replace('"', "");
+    default_signals(cmd);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -217,6 +218,29 @@ pub fn try_exec(cmd: &mut Command) -> Result<Output, String> {
             ));
         }
         wait_readable(&[&out, &err]);
+    }
+}
+
+/// The runtime (and the container after it) starts with every signal at
+/// its default and none blocked, whatever the test process inherited: a
+/// suite run under `nohup` or from a script that ignores SIGINT must test
+/// the same thing.
+pub fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only signal(2) and sigprocmask(2), async-signal-safe, run
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in 1..32 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
     }
 }
 
