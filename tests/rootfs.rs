@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 /// The /proc/mounts line of the mount on `target`, from `cat /proc/mounts`.
@@ -313,7 +314,7 @@ fn rootfs_propagation_default_is_rslave() {
 /// applies "shared"/"unbindable" (runc #1755, fixed in runc 1.2/1.3).
 fn propagation_runc_gets_wrong(name: &str, value: &str, field: &str) {
     if is_runc() {
-        eprintln!("NOTE: runc 1.1 does not apply rootfsPropagation {value} (runc #1755); only checked for brig");
+        skipped(&format!("NOTE: runc 1.1 does not apply rootfsPropagation {value} (runc #1755); only checked for brig"));
         return;
     }
     let fields = root_propagation(name, Some(value));
@@ -336,4 +337,77 @@ fn rootfs_propagation_shared() {
 #[test]
 fn rootfs_propagation_unbindable() {
     propagation_runc_gets_wrong("prop_unbindable", "unbindable", "unbindable");
+}
+
+/// `rro` and friends reach every mount below the destination (Docker 25's
+/// recursively read-only `:ro`), where plain `ro` stops at the top one.
+#[test]
+fn recursive_options_reach_submounts() {
+    let c = Container::new("rro");
+    let top = c.host_dir("top");
+    let sub = c.host_dir("top/sub");
+    let _tmpfs = HostMount::tmpfs(&sub);
+    fs::write(sub.join("run.sh"), "#!/bin/sh\necho ran\n").expect("write script");
+    fs::set_permissions(sub.join("run.sh"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let script = "touch /mnt/ro/sub/new 2>/dev/null && echo ro-sub-writable; \
+                  touch /mnt/rro/new 2>/dev/null || echo rro-top-refused; \
+                  touch /mnt/rro/sub/new 2>/dev/null || echo rro-sub-refused; \
+                  /mnt/rnoexec/sub/run.sh 2>/dev/null || echo rnoexec-sub-refused; \
+                  /mnt/ro/sub/run.sh; \
+                  grep -E ' /mnt/(rro|rnoatime)/sub ' /proc/mounts";
+    c.edit(|cfg| {
+        add_mount(cfg, bind(&top, "/mnt/ro", &["rbind", "ro"]));
+        add_mount(cfg, bind(&top, "/mnt/rro", &["rbind", "rro"]));
+        add_mount(
+            cfg,
+            bind(&top, "/mnt/rnoexec", &["rbind", "rnoexec", "rnosuid"]),
+        );
+        add_mount(
+            cfg,
+            bind(&top, "/mnt/rexec", &["rbind", "rnoexec", "rexec"]),
+        );
+        add_mount(
+            cfg,
+            bind(&top, "/mnt/rnoatime", &["rbind", "rnoatime", "rnodev"]),
+        );
+        set_sh(cfg, script);
+    });
+    let out = c.run(&[]).ok().to_string();
+    let mut lines = out.lines();
+    let want = [
+        "ro-sub-writable",
+        "rro-top-refused",
+        "rro-sub-refused",
+        "rnoexec-sub-refused",
+        "ran",
+    ];
+    for w in want {
+        assert_eq!(lines.next(), Some(w), "{out}");
+    }
+    let rro = mount_line(&out, "/mnt/rro/sub");
+    assert!(options(rro).contains(&"ro"), "{rro}");
+    let rnoatime = options(mount_line(&out, "/mnt/rnoatime/sub"));
+    for want in ["noatime", "nodev"] {
+        assert!(rnoatime.contains(&want), "{want} missing: {rnoatime:?}");
+    }
+}
+
+/// `features` lists the recursive options it applies, as runc's does.
+#[test]
+fn features_lists_recursive_mount_options() {
+    let c = Container::new("features_rro");
+    let out = c.cmd(&["features"]);
+    let features: Value = serde_json::from_str(out.ok()).expect("features is JSON");
+    let listed = features["mountOptions"].as_array().expect("mountOptions");
+    for want in [
+        "rro",
+        "rrw",
+        "rnosuid",
+        "rnodev",
+        "rnoexec",
+        "rnoatime",
+        "rnosymfollow",
+    ] {
+        assert!(listed.iter().any(|o| o == want), "{want} not in {listed:?}");
+    }
 }

@@ -1,7 +1,7 @@
 //! `features`: what this build supports, in runc's JSON shape, so that
 //! containerd and podman can ask instead of guessing.
 
-use crate::linux::lsm;
+use crate::linux::{lsm, mounts};
 use serde_json::{json, Value};
 
 pub fn features() -> Value {
@@ -47,12 +47,15 @@ pub fn features() -> Value {
         "tmpcopyup",
         "unbindable",
     ];
+    let mut mount_options = mount_options.to_vec();
+    mount_options.extend(mounts::RECURSIVE_OPTIONS);
+    mount_options.sort_unstable();
     let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": mount_options.to_vec(),
+        "mountOptions": mount_options,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,

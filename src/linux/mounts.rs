@@ -16,7 +16,71 @@ pub struct Options {
     pub data: Vec<String>,
     /// runc's `tmpcopyup`: seed a tmpfs with what the directory held.
     pub copy_up: bool,
+    /// The recursive `r*` options, as mount_setattr(2) attributes to set
+    /// and clear on the mount and every mount below it.
+    pub rec_set: u64,
+    pub rec_clr: u64,
 }
+
+// mount_setattr(2) attributes (linux/mount.h).
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
+
+/// The recursive options (runc's and crun's names): (clear?, attribute).
+fn recursive_option(opt: &str) -> Option<(bool, u64)> {
+    let f = match opt {
+        "rro" => (false, MOUNT_ATTR_RDONLY),
+        "rrw" => (true, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (false, MOUNT_ATTR_NOSUID),
+        "rsuid" => (true, MOUNT_ATTR_NOSUID),
+        "rnodev" => (false, MOUNT_ATTR_NODEV),
+        "rdev" => (true, MOUNT_ATTR_NODEV),
+        "rnoexec" => (false, MOUNT_ATTR_NOEXEC),
+        "rexec" => (true, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (false, MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => (true, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (false, MOUNT_ATTR_RELATIME),
+        "rnorelatime" => (true, MOUNT_ATTR_RELATIME),
+        "rnoatime" => (false, MOUNT_ATTR_NOATIME),
+        "ratime" => (true, MOUNT_ATTR_NOATIME),
+        "rstrictatime" => (false, MOUNT_ATTR_STRICTATIME),
+        "rnostrictatime" => (true, MOUNT_ATTR_STRICTATIME),
+        "rnosymfollow" => (false, MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (true, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    };
+    Some(f)
+}
+
+/// Every recursive option name, for `features`.
+pub const RECURSIVE_OPTIONS: [&str; 18] = [
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+    "rrelatime",
+    "rnorelatime",
+    "rnoatime",
+    "ratime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnosymfollow",
+    "rsymfollow",
+];
 
 fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
     // (clear?, flag): options like `rw` clear a flag that `ro` sets.
@@ -72,13 +136,15 @@ pub fn propagation_flag(opt: &str) -> Option<MsFlags> {
     Some(f)
 }
 
-/// Options that need mount_setattr(2) or idmapped mounts; refused loudly
-/// rather than silently dropped.
+/// Options for idmapped mounts, and `r` spellings of flags that have no
+/// recursive form (`rsync`, `rbind` aside): refused loudly rather than
+/// silently taken as filesystem data.
 fn unsupported_option(opt: &str) -> bool {
     matches!(opt, "idmap" | "ridmap")
         || (opt.len() > 1
             && opt.starts_with('r')
             && flag_option(&opt[1..]).is_some()
+            && recursive_option(opt).is_none()
             && !matches!(opt, "rw" | "rbind" | "relatime"))
 }
 
@@ -88,12 +154,31 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
         propagation: Vec::new(),
         data: Vec::new(),
         copy_up: false,
+        rec_set: 0,
+        rec_clr: 0,
     };
     for opt in opts {
         if unsupported_option(opt) {
             return Err(Error::Unsupported(format!("mount option {opt:?}")));
         }
-        if let Some((clear, flag)) = flag_option(opt) {
+        if let Some((clear, attr)) = recursive_option(opt) {
+            // The access-time attributes are one field, not bits: the
+            // kernel takes one only with the whole field in attr_clr
+            // (mount_setattr(2)), as runc passes them.
+            if attr & MOUNT_ATTR_ATIME_MASK == attr {
+                o.rec_clr |= MOUNT_ATTR_ATIME_MASK;
+                o.rec_set &= !MOUNT_ATTR_ATIME_MASK;
+                if !clear {
+                    o.rec_set |= attr;
+                }
+            } else if clear {
+                o.rec_set &= !attr;
+                o.rec_clr |= attr;
+            } else {
+                o.rec_set |= attr;
+                o.rec_clr &= !attr;
+            }
+        } else if let Some((clear, flag)) = flag_option(opt) {
             if clear {
                 o.flags.remove(flag);
             } else {
@@ -146,16 +231,31 @@ impl Mounter<'_> {
     }
 
     pub fn mount_entry(&self, m: &Mount) -> Result<()> {
-        let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
+        let opts =
+            parse_options(m.options().as_deref().unwrap_or(&[])).map_err(|e| Self::err(m, e))?;
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
         if is_bind {
-            self.bind(m, &opts)
+            self.bind(m, &opts)?;
         } else if typ == "cgroup" || typ == "cgroup2" {
-            self.cgroup(m, &opts)
+            self.cgroup(m, &opts)?;
         } else {
-            self.filesystem(m, typ, &opts)
+            self.filesystem(m, typ, &opts)?;
         }
+        if opts.rec_set | opts.rec_clr != 0 {
+            // Last, over the whole tree now in place (an rbind's submounts,
+            // a tmpcopyup's content), as runc does.
+            let placed = self.reopen_dest(m)?;
+            mount_setattr(&placed, opts.rec_set, opts.rec_clr).map_err(|e| {
+                let why = if e == nix::Error::ENOSYS {
+                    "recursive mount options need mount_setattr(2), Linux 5.12 or later".into()
+                } else {
+                    format!("applying recursive options: {e}")
+                };
+                Self::err(m, why)
+            })?;
+        }
+        Ok(())
     }
 
     fn dest<'m>(&self, m: &'m Mount) -> &'m Path {
@@ -427,10 +527,10 @@ pub(crate) struct MountAttr {
 pub(crate) fn set_mount_attr(target: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
     let mut set = 0u64;
     for (ms, attr) in [
-        (MsFlags::MS_RDONLY, 0x1),
-        (MsFlags::MS_NOSUID, 0x2),
-        (MsFlags::MS_NODEV, 0x4),
-        (MsFlags::MS_NOEXEC, 0x8),
+        (MsFlags::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
     ] {
         if flags.contains(ms) {
             set |= attr;
@@ -439,9 +539,15 @@ pub(crate) fn set_mount_attr(target: &OwnedFd, flags: MsFlags) -> nix::Result<()
     if set == 0 {
         return Ok(());
     }
+    mount_setattr(target, set, 0)
+}
+
+/// mount_setattr(2) with AT_RECURSIVE: sets and clears mount attributes on
+/// the mount under `target` and every mount below it.
+fn mount_setattr(target: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> {
     let attr = MountAttr {
         attr_set: set,
-        attr_clr: 0,
+        attr_clr: clr,
         propagation: 0,
         userns_fd: 0,
     };
@@ -598,10 +704,28 @@ mod tests {
     }
 
     #[test]
-    fn recursive_attributes_are_refused_not_dropped() {
-        let e = opts(&["rro"]).unwrap_err().to_string();
-        assert!(e.contains("rro"), "{e}");
-        assert!(opts(&["idmap"]).is_err());
+    fn recursive_attributes_become_mount_setattr_bits() {
+        let o = opts(&["rbind", "rro", "rnosuid", "rnoexec", "rexec"]).unwrap();
+        assert_eq!(o.rec_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        assert_eq!(o.rec_clr, MOUNT_ATTR_NOEXEC);
+        assert!(o.data.is_empty(), "{:?}", o.data);
+        // The access time is one field: the last option wins, and the
+        // whole field is cleared as the kernel requires.
+        let o = opts(&["rstrictatime", "rnoatime"]).unwrap();
+        assert_eq!(o.rec_set, MOUNT_ATTR_NOATIME);
+        assert_eq!(o.rec_clr, MOUNT_ATTR_ATIME_MASK);
+        let o = opts(&["rro", "rrw"]).unwrap();
+        assert_eq!((o.rec_set, o.rec_clr), (0, MOUNT_ATTR_RDONLY));
+        for name in RECURSIVE_OPTIONS {
+            assert!(recursive_option(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn idmap_and_unknown_recursive_flags_are_refused_not_dropped() {
+        let e = opts(&["idmap"]).unwrap_err().to_string();
+        assert!(e.contains("idmap"), "{e}");
+        assert!(opts(&["rsync"]).is_err());
         assert!(opts(&["rw", "rbind", "relatime", "rprivate"]).is_ok());
     }
 }
