@@ -283,8 +283,8 @@ fn cgroups_path_may_not_escape() {
     if is_runc() {
         // runc 1.1 cleans "/../../escape" lexically to "/escape" and goes on;
         // brig refuses a path that tries to climb out.
-        eprintln!(
-            "NOTE: runc clamps .. at the cgroup root instead of refusing; only checked for brig"
+        skipped(
+            "NOTE: runc clamps .. at the cgroup root instead of refusing; only checked for brig",
         );
         return;
     }

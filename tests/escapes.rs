@@ -64,7 +64,7 @@ fn without_mount(cfg: &mut Value, destination: &str) {
 #[test]
 fn cve_2019_5736_created_init_exposes_no_host_binary_or_fd() {
     if is_runc() {
-        eprintln!("NOTE: runc 1.1.5 (Debian's build) shows its own binary as /proc/1/exe of a created container; only checked for brig");
+        skipped("NOTE: runc 1.1.5 (Debian's build) shows its own binary as /proc/1/exe of a created container; only checked for brig");
         return;
     }
     let c = Container::new("esc_init_exe");
@@ -131,7 +131,7 @@ fn cve_2019_5736_shebang_proc_self_exe_cannot_overwrite_the_runtime() {
 #[test]
 fn brig_starts_at_its_early_reexec_entry() {
     if is_runc() {
-        eprintln!("NOTE: brig's own entry point; nothing to check for runc");
+        skipped("NOTE: brig's own entry point; nothing to check for runc");
         return;
     }
     let bin = runtime_path();
@@ -462,7 +462,7 @@ fn cve_2025_31133_planted_dev_null_never_masks_with_procfs() {
     });
     let out = c.run(&[]);
     if is_runc() {
-        eprintln!("NOTE: runc 1.1.5 predates the CVE-2025-31133 fix (its masks bind the container's /dev/null); only checked for brig: {out}");
+        skipped(&format!("NOTE: runc 1.1.5 predates the CVE-2025-31133 fix (its masks bind the container's /dev/null); only checked for brig: {out}"));
         return;
     }
     if !out.success() {
@@ -525,7 +525,7 @@ fn masked_and_readonly_symlinks_resolve_inside_the_rootfs() {
 #[test]
 fn cve_2025_52565_dev_console_symlink_cannot_redirect_the_bind() {
     if is_runc() {
-        eprintln!("NOTE: runc 1.1.5 follows a /dev/console symlink (CVE-2025-52565); only checked for brig");
+        skipped("NOTE: runc 1.1.5 follows a /dev/console symlink (CVE-2025-52565); only checked for brig");
         return;
     }
     let c = Container::new("esc_console");
@@ -606,7 +606,7 @@ fn sysctl_refuses_a_fake_proc() {
     let out = c.run(&[]);
     let written = fs::read_to_string(fake.join("ip_forward")).expect("fake file");
     if is_runc() && written != "fake\n" {
-        eprintln!("NOTE: runc 1.1.5 writes sysctls into a fake /proc (CVE-2025-52881 class); only checked for brig");
+        skipped("NOTE: runc 1.1.5 writes sysctls into a fake /proc (CVE-2025-52881 class); only checked for brig");
         return;
     }
     assert_eq!(written, "fake\n", "the sysctl went into the rootfs: {out}");

@@ -137,7 +137,7 @@ fn assert_orderly(out: &Output) {
 #[test]
 fn create_killed_at_every_step_leaves_nothing_delete_cannot_remove() {
     if is_runc() {
-        eprintln!("NOTE: BRIG_FAULT is brig's; skipped for runc");
+        skipped("NOTE: BRIG_FAULT is brig's; skipped for runc");
         return;
     }
     let c = Container::new("fault");
@@ -203,7 +203,7 @@ fn two_creates_of_one_id_exactly_one_wins() {
     if is_runc() {
         // Seen with runc 1.1.5: both racers can fail, and the loser prints
         // several error lines (a busy unlinkat, cgroup removal retries).
-        eprintln!("NOTE: runc 1.1.5 does not hold this under a create race; brig only");
+        skipped("NOTE: runc 1.1.5 does not hold this under a create race; brig only");
         return;
     }
     let c = Arc::new(Container::new("dup_race"));
@@ -390,7 +390,7 @@ fn create_on_a_full_root_fails_cleanly() {
 #[test]
 fn create_failing_to_save_init_state_leaves_nothing() {
     if is_runc() {
-        eprintln!("NOTE: BRIG_FAULT is brig's; skipped for runc");
+        skipped("NOTE: BRIG_FAULT is brig's; skipped for runc");
         return;
     }
     let c = Container::new("enospc_save");

@@ -61,7 +61,7 @@ fn uts_domainname_is_set() {
     if is_runc() {
         // runc 1.1 ignores "domainname" (support came in runc 1.2).
         assert_eq!(out, "(none)\n");
-        eprintln!("NOTE: runc 1.1 does not set domainname; only checked for brig");
+        skipped("NOTE: runc 1.1 does not set domainname; only checked for brig");
         return;
     }
     assert_eq!(out, "brig.example\n");
@@ -213,7 +213,7 @@ fn time_namespace_applies_offsets() {
     if is_runc() {
         // Time namespaces came with runtime-spec 1.1; runc 1.1 rejects them
         // ("namespace {"time" ""} does not exist").
-        eprintln!("NOTE: runc 1.1 has no time namespace support; only checked for brig");
+        skipped("NOTE: runc 1.1 has no time namespace support; only checked for brig");
         return;
     }
     let uptime = || -> f64 {
@@ -271,7 +271,7 @@ fn new_net_namespace_has_lo_up() {
 #[test]
 fn time_namespace_offsets_in_a_user_namespace() {
     if is_runc() {
-        eprintln!("NOTE: runc 1.1 has no time namespace support; only checked for brig");
+        skipped("NOTE: runc 1.1 has no time namespace support; only checked for brig");
         return;
     }
     let c = userns("ns_time_user");
@@ -308,7 +308,9 @@ fn without_a_mount_namespace_the_container_uses_the_runtimes() {
     assert_eq!(out.ok(), format!("{}\nbrig test rootfs\n", host_ns("mnt")));
     let left = mounts_under(&c.bundle);
     if is_runc() && !left.is_empty() {
-        eprintln!("NOTE: runc 1.1.5 leaves the container's mounts on the host: {left:?}");
+        skipped(&format!(
+            "NOTE: runc 1.1.5 leaves the container's mounts on the host: {left:?}"
+        ));
         return;
     }
     c.assert_gone(None);

@@ -754,3 +754,21 @@ pub fn recv_fd(stream: &std::os::unix::net::UnixStream) -> OwnedFd {
         OwnedFd::from_raw_fd(fd)
     }
 }
+
+/// A test that does not apply to the runtime under test (runc 1.1.5 lacks
+/// the feature, or the fault points are brig's): says why on stderr and
+/// records it in target/tmp/skipped-<runtime>.txt, which hack/test lists
+/// after the phase, so that a skip is never counted as a pass unseen.
+pub fn skipped(why: &str) {
+    eprintln!("SKIPPED: {why}");
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    let rt = Path::new(&runtime())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("skipped-{rt}.txt"));
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(&file) {
+        use std::io::Write;
+        let _ = writeln!(f, "{name}: {}", why.lines().next().unwrap_or(""));
+    }
+}
