@@ -411,3 +411,33 @@ fn features_lists_recursive_mount_options() {
         assert!(listed.iter().any(|o| o == want), "{want} not in {listed:?}");
     }
 }
+
+/// A rootfs whose /proc or /sys is a symlink is refused (CVE-2019-19921
+/// class): the container's procfs would land where its masks do not reach.
+#[test]
+fn proc_or_sys_as_a_symlink_is_refused() {
+    for (name, dir, fs_type) in [("proc_link", "proc", "proc"), ("sys_link", "sys", "sysfs")] {
+        let c = Container::new(name);
+        let path = c.rootfs().join(dir);
+        fs::create_dir_all(c.rootfs().join("elsewhere")).expect("mkdir elsewhere");
+        let _ = fs::remove_dir(&path);
+        std::os::unix::fs::symlink("/elsewhere", &path).expect("symlink");
+        let out = c.try_create(&[]);
+        assert!(!out.success(), "{name}: created: {out}");
+        let err = out.err();
+        assert!(
+            err.contains(&format!("/{dir}")) && err.contains("ordinary directory"),
+            "{name}: {err}"
+        );
+        assert!(err.contains(fs_type), "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{name}: {err}");
+        assert!(
+            fs::read_dir(c.rootfs().join("elsewhere"))
+                .expect("read elsewhere")
+                .next()
+                .is_none(),
+            "{name}: something was mounted through the symlink"
+        );
+        c.assert_gone(None);
+    }
+}

@@ -298,6 +298,28 @@ impl Mounter<'_> {
         )))
     }
 
+    /// The directory a procfs or sysfs goes on, which must be an ordinary
+    /// directory, never a symlink: a rootfs whose /proc leads elsewhere
+    /// would leave the container's procfs where its masks and read-only
+    /// paths do not reach (CVE-2019-19921), so it is refused as runc does.
+    /// The usual lookup, with the last component not followed: no extra
+    /// syscall when the directory is there.
+    fn pseudo_fs_dir(&self, m: &Mount, typ: &str) -> Result<OwnedFd> {
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        match paths::open_in_root(self.root, self.dest(m), flags) {
+            Ok(dir) => {
+                self.refuse_symlink_onto_pseudo_fs(self.dest(m), &dir)?;
+                Ok(dir)
+            }
+            // A symlink (or a file) where the directory should be.
+            Err(nix::Error::ENOTDIR) => Err(Self::err(
+                m,
+                format!("filesystem {typ:?} must be mounted on an ordinary directory"),
+            )),
+            Err(_) => self.target_dir(self.dest(m)),
+        }
+    }
+
     /// Re-resolves the destination, now naming the mount just placed there.
     fn reopen_dest(&self, m: &Mount) -> Result<OwnedFd> {
         paths::handle_in_root(self.root, self.dest(m)).map_err(|e| Self::err(m, e))
@@ -339,7 +361,11 @@ impl Mounter<'_> {
     }
 
     fn filesystem(&self, m: &Mount, typ: &str, opts: &Options) -> Result<()> {
-        let target = self.target_dir(self.dest(m))?;
+        let target = if matches!(typ, "proc" | "sysfs") {
+            self.pseudo_fs_dir(m, typ)?
+        } else {
+            self.target_dir(self.dest(m))?
+        };
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         let mut data = opts.data.join(",");
         if let Some(label) = self.mount_label.filter(|_| takes_context(typ)) {
