@@ -441,3 +441,36 @@ fn proc_or_sys_as_a_symlink_is_refused() {
         c.assert_gone(None);
     }
 }
+
+/// A destination that is a dangling symlink gets its target made inside
+/// the rootfs, for a file bind as for a directory, never on the host.
+#[test]
+fn dangling_symlink_destination_is_created_inside() {
+    let c = Container::new("dangling_dest");
+    let share = share(&c, "inside\n");
+    let outside = c.dir.join("outside");
+    let rootfs = c.rootfs();
+    std::os::unix::fs::symlink(outside.join("file"), rootfs.join("etc/file-link"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(outside.join("dir"), rootfs.join("dir-link")).expect("symlink");
+    std::os::unix::fs::symlink("../srv/made/here", rootfs.join("etc/rel-link")).expect("symlink");
+    c.edit(|cfg| {
+        add_mount(
+            cfg,
+            bind(&share.join("hello.txt"), "/etc/file-link", &["bind"]),
+        );
+        add_mount(
+            cfg,
+            bind(&share.join("hello.txt"), "/etc/rel-link", &["bind"]),
+        );
+        add_mount(cfg, bind(&share, "/dir-link", &["rbind"]));
+        set_sh(cfg, "cat /etc/file-link /etc/rel-link /dir-link/hello.txt");
+    });
+    assert_eq!(c.run(&[]).ok(), "inside\ninside\ninside\n");
+    assert!(!outside.exists(), "made on the host: {outside:?}");
+    assert!(rootfs
+        .join(p(&outside).trim_start_matches('/'))
+        .join("file")
+        .is_file());
+    assert!(rootfs.join("srv/made/here").is_file());
+}

@@ -173,34 +173,60 @@ fn mkdir_walk(root: BorrowedFd, rel: &Path, mode: u32) -> Result<Walk> {
 }
 
 /// Makes sure `path` exists inside the root as a regular file (creating an
-/// empty one if needed) and returns an O_PATH handle on it.
+/// empty one if needed) and returns an O_PATH handle on it. A dangling
+/// symlink on the way, the last component included, is followed inside
+/// the root and its target created, as mkdir_all_in_root does.
 pub fn create_file_in_root(root: BorrowedFd, path: &Path) -> Result<OwnedFd> {
     if let Ok(fd) = handle_in_root(root, path) {
         return Ok(fd);
     }
-    let rel = relative(path);
-    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-        return Err(Error::Other(format!("cannot create {}", path.display())));
-    };
-    let dir = mkdir_all_in_root(root, parent, 0o755)?;
-    // O_PATH handles cannot be used as a base for creating files: reopen.
-    let dir = reopen(&dir, libc::O_RDONLY | libc::O_DIRECTORY)
-        .map_err(|e| Error::sys(format!("opening {}", parent.display()), e))?;
-    let c = cstr(Path::new(name))?;
-    match nix::fcntl::openat(
-        &dir,
-        c.as_c_str(),
-        nix::fcntl::OFlag::O_CREAT
-            | nix::fcntl::OFlag::O_EXCL
-            | nix::fcntl::OFlag::O_WRONLY
-            | nix::fcntl::OFlag::O_NOFOLLOW
-            | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    ) {
-        Ok(_) | Err(Errno::EEXIST) => {}
-        Err(e) => return Err(Error::sys(format!("creating {}", path.display()), e)),
+    let mut rel = relative(path);
+    // Bounded like the kernel's own symlink limit.
+    for _ in 0..40 {
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(Error::Other(format!("cannot create {}", path.display())));
+        };
+        let dir = mkdir_all_in_root(root, parent, 0o755)?;
+        // O_PATH handles cannot be used as a base for creating files: reopen.
+        let dir = reopen(&dir, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| Error::sys(format!("opening {}", parent.display()), e))?;
+        let c = cstr(Path::new(name))?;
+        match nix::fcntl::openat(
+            &dir,
+            c.as_c_str(),
+            nix::fcntl::OFlag::O_CREAT
+                | nix::fcntl::OFlag::O_EXCL
+                | nix::fcntl::OFlag::O_WRONLY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        ) {
+            Ok(_) => {}
+            Err(Errno::EEXIST) => {
+                // Made meanwhile, or a symlink whose target is missing:
+                // then start again from that target.
+                if let Ok(fd) = handle_in_root(root, &rel) {
+                    return Ok(fd);
+                }
+                if let Ok(target) = nix::fcntl::readlinkat(&dir, c.as_c_str()) {
+                    let target = PathBuf::from(target);
+                    rel = if target.is_absolute() {
+                        relative(&target)
+                    } else {
+                        parent.join(target)
+                    };
+                    continue;
+                }
+            }
+            Err(e) => return Err(Error::sys(format!("creating {}", path.display()), e)),
+        }
+        return handle_in_root(root, &rel)
+            .map_err(|e| Error::sys(format!("opening {}", path.display()), e));
     }
-    handle_in_root(root, path).map_err(|e| Error::sys(format!("opening {}", path.display()), e))
+    Err(Error::Other(format!(
+        "creating {}: too many levels of symbolic links",
+        path.display()
+    )))
 }
 
 /// Reopens an O_PATH handle with real access flags, through this process's
@@ -257,6 +283,13 @@ mod tests {
         mkdir_all_in_root(rootfd.as_fd(), Path::new("/dangling/x"), 0o755).unwrap();
         assert!(!tmp.join("host-side").exists(), "created on the host");
         assert!(root.join(relative(&tmp.join("host-side/x"))).is_dir());
+        // So is the target of a dangling symlink a file is made on, also
+        // through a chain of them, relative and absolute.
+        std::os::unix::fs::symlink(tmp.join("host-file"), root.join("file-link")).unwrap();
+        std::os::unix::fs::symlink("file-link", root.join("chain")).unwrap();
+        create_file_in_root(rootfd.as_fd(), Path::new("/chain")).unwrap();
+        assert!(!tmp.join("host-file").exists(), "created on the host");
+        assert!(root.join(relative(&tmp.join("host-file"))).is_file());
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }
