@@ -474,3 +474,28 @@ fn dangling_symlink_destination_is_created_inside() {
         .is_file());
     assert!(rootfs.join("srv/made/here").is_file());
 }
+
+/// process.scheduler flags as the runtime spec spells them (oci-spec 0.10
+/// spells two of them otherwise). Here with the scheduler item of the
+/// issue's mounts section, for want of a file of its own.
+#[test]
+fn scheduler_flags_take_the_spec_spelling() {
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1.5 does not apply process.scheduler (runc 1.2 does); only checked for brig");
+        return;
+    }
+    // Reset-on-fork: the shell runs at nice -5, the cat it forks at 0.
+    let out = sh_in_container(
+        "sched_flags",
+        |cfg| {
+            cfg["process"]["scheduler"] = json!({
+                "policy": "SCHED_OTHER",
+                "nice": -5,
+                "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN"]
+            });
+        },
+        // cat runs in a forked child (busybox runs cut itself in-process).
+        "cut -d' ' -f19 /proc/$$/stat; cat /proc/self/stat | cut -d' ' -f19",
+    );
+    assert_eq!(out, "-5\n0\n");
+}

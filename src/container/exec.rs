@@ -32,6 +32,7 @@ pub fn read_process(path: &std::path::Path) -> Result<Process> {
         msg: e.to_string(),
     };
     let mut v: serde_json::Value = serde_json::from_slice(&raw).map_err(bad)?;
+    crate::linux::sched::process_flag_spellings(&mut v);
     if let Some(obj) = v.as_object_mut() {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));

@@ -45,6 +45,50 @@ struct SchedAttr {
     util_max: u32,
 }
 
+/// The runtime spec's names of two `process.scheduler.flags` that
+/// oci-spec 0.10 spells otherwise (its serde renaming makes them
+/// SCHED_RESET_ON_FORK and SCHED_FLAG_D_L_OVERRUN), each with oci-spec's.
+const FLAG_SPELLINGS: [(&str, &str); 2] = [
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+];
+
+/// A config.json with the spec's spellings of those flags, rewritten to
+/// the ones oci-spec reads, so that valid specs load (runc's and crun's
+/// spelling). Only a document that names one of them is parsed twice;
+/// only `process.scheduler.flags` is changed.
+pub fn spec_flag_spellings(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let named = FLAG_SPELLINGS
+        .iter()
+        .any(|(spec, _)| raw.windows(spec.len()).any(|w| w == spec.as_bytes()));
+    if !named {
+        return raw.into();
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(raw) else {
+        // Malformed: let the real parse say why.
+        return raw.into();
+    };
+    process_flag_spellings(&mut v["process"]);
+    serde_json::to_vec(&v).map_or(raw.into(), Into::into)
+}
+
+/// The same for a process object (config.json's `process`, or exec's
+/// process.json).
+pub fn process_flag_spellings(process: &mut serde_json::Value) {
+    let Some(flags) = process
+        .get_mut("scheduler")
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(|f| f.as_array_mut())
+    else {
+        return;
+    };
+    for flag in flags {
+        if let Some((_, ours)) = FLAG_SPELLINGS.iter().find(|(spec, _)| flag == spec) {
+            *flag = serde_json::Value::from(*ours);
+        }
+    }
+}
+
 pub fn set_scheduler(s: &Scheduler) -> Result<()> {
     let policy = match s.policy() {
         LinuxSchedulerPolicy::SchedOther => 0,
@@ -103,4 +147,43 @@ pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
         return Err(Error::sys("personality", nix::Error::last()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_spellings_of_scheduler_flags_load() {
+        let raw = br#"{"ociVersion": "1.2.0", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "scheduler": {"policy": "SCHED_RR",
+            "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]}},
+            "annotations": {"x": "SCHED_FLAG_DL_OVERRUN"}}"#;
+        let fixed = spec_flag_spellings(raw);
+        let spec: oci_spec::runtime::Spec = serde_json::from_slice(&fixed).unwrap();
+        let flags = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .as_ref()
+            .unwrap()
+            .flags();
+        assert_eq!(
+            flags.as_deref().unwrap(),
+            [
+                LinuxSchedulerFlag::SchedResetOnFork,
+                LinuxSchedulerFlag::SchedFlagDLOverrun,
+                LinuxSchedulerFlag::SchedFlagReclaim
+            ]
+        );
+        // Nothing else is touched.
+        let annotations = spec.annotations().as_ref().unwrap();
+        assert_eq!(annotations["x"], "SCHED_FLAG_DL_OVERRUN");
+        // A document without them is not parsed here at all.
+        let plain = br#"{"ociVersion": "1.2.0"}"#;
+        assert!(matches!(
+            spec_flag_spellings(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

@@ -51,6 +51,7 @@ impl Bundle {
         let dir = std::fs::canonicalize(dir).at(dir)?;
         let path = dir.join("config.json");
         let raw = std::fs::read(&path).at(&path)?;
+        let raw = crate::linux::sched::spec_flag_spellings(&raw);
         let spec: Spec = serde_json::from_slice(&raw).map_err(|e| Error::Config {
             path: path.clone(),
             msg: e.to_string(),
