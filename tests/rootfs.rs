@@ -499,3 +499,28 @@ fn scheduler_flags_take_the_spec_spelling() {
     );
     assert_eq!(out, "-5\n0\n");
 }
+
+/// A read-only /dev still gets its nodes and links: populated first, then
+/// made read-only.
+#[test]
+fn readonly_dev_is_populated_then_readonly() {
+    let out = sh_in_container(
+        "ro_dev",
+        |cfg| {
+            let mounts = cfg["mounts"].as_array_mut().expect("mounts");
+            let dev = mounts
+                .iter_mut()
+                .find(|m| m["destination"] == "/dev")
+                .expect("default /dev mount");
+            dev["options"] = json!(["nosuid", "strictatime", "mode=755", "size=65536k", "ro"]);
+        },
+        "test -c /dev/null && test -L /dev/stdout && echo nodes-ok; \
+         echo x >/dev/null && echo null-ok; touch /dev/new 2>/dev/null || echo dev-refused; \
+         cat /proc/mounts",
+    );
+    assert!(out.starts_with("nodes-ok\nnull-ok\ndev-refused\n"), "{out}");
+    let opts = options(mount_line(&out, "/dev"));
+    for want in ["ro", "nosuid"] {
+        assert!(opts.contains(&want), "{want} missing: {opts:?}");
+    }
+}

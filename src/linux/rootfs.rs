@@ -101,9 +101,23 @@ impl Rootfs<'_> {
         let spec_mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
         let mut cgroup_ready = self.cgroup_ready;
         let mut ready = || cgroup_ready.take().map_or(Ok(()), |f| f());
+        // A read-only /dev (but a host's bound in) is populated first and
+        // made read-only after, as runc does.
+        let mut readonly_dev = None;
         for m in spec_mounts {
             if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
                 ready()?;
+            }
+            if m.destination() == Path::new("/dev") && m.typ().as_deref() != Some("bind") {
+                let opts = m.options().as_deref().unwrap_or(&[]);
+                let flags = mounts::parse_options(opts)?.flags;
+                if flags.contains(MsFlags::MS_RDONLY) {
+                    let mut rw = m.clone();
+                    rw.set_options(Some(opts.iter().filter(|o| *o != "ro").cloned().collect()));
+                    mounter.mount_entry(&rw)?;
+                    readonly_dev = Some(flags);
+                    continue;
+                }
             }
             mounter.mount_entry(m)?;
         }
@@ -116,6 +130,13 @@ impl Rootfs<'_> {
             .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("bind"));
         if !dev_from_host {
             self.make_devices(root, has_proc)?;
+        }
+        if let Some(flags) = readonly_dev {
+            let dev = paths::handle_in_root(root.as_fd(), Path::new("/dev"))
+                .sys(|| "reopening /dev".into())?;
+            let keep = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+            mounts::remount_bind(&dev, keep | MsFlags::MS_RDONLY, self.in_userns)
+                .sys(|| "making /dev read-only".into())?;
         }
         // Before read-only paths turn /proc/sys read-only.
         if let Some(sysctl) = self.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
