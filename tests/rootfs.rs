@@ -524,3 +524,50 @@ fn readonly_dev_is_populated_then_readonly() {
         assert!(opts.contains(&want), "{want} missing: {opts:?}");
     }
 }
+
+/// A tmpfs without `mode=` takes the mode of the directory it covers; one
+/// with it keeps it, also through tmpcopyup, which copies the content with
+/// its owners, modes and links (podman's `--tmpfs /x:mode=1777`).
+#[test]
+fn tmpfs_mode_and_tmpcopyup() {
+    let c = Container::new("tmpfs_mode");
+    let rootfs = c.rootfs();
+    for (dir, mode) in [("covered", 0o710), ("seeded", 0o755)] {
+        fs::create_dir(rootfs.join(dir)).expect("mkdir");
+        fs::set_permissions(rootfs.join(dir), fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let seeded = rootfs.join("seeded");
+    fs::create_dir(seeded.join("sub")).expect("mkdir sub");
+    fs::write(seeded.join("sub/file"), "seed\n").expect("write seed");
+    fs::set_permissions(seeded.join("sub/file"), fs::Permissions::from_mode(0o640)).expect("chmod");
+    std::os::unix::fs::chown(seeded.join("sub/file"), Some(7), Some(8)).expect("chown");
+    std::os::unix::fs::symlink("sub/file", seeded.join("link")).expect("symlink");
+    fs::hard_link(seeded.join("sub/file"), seeded.join("hard")).expect("hard link");
+    c.edit(|cfg| {
+        add_mount(
+            cfg,
+            json!({"destination": "/covered", "type": "tmpfs", "source": "tmpfs"}),
+        );
+        add_mount(
+            cfg,
+            json!({"destination": "/seeded", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["tmpcopyup", "mode=1777"]}),
+        );
+        set_sh(
+            cfg,
+            "stat -c '%a' /covered /seeded; stat -c '%a %u:%g %h' /seeded/sub/file; \
+             readlink /seeded/link; stat -c %i /seeded/hard /seeded/sub/file | uniq | wc -l; \
+             grep -c ' /seeded tmpfs ' /proc/mounts",
+        );
+    });
+    let out = c.run(&[]).ok().to_string();
+    if is_runc() {
+        eprintln!("NOTE: runc 1.1.5 gives a tmpcopyup tmpfs the covered directory's mode over mode= and splits hard links; only the rest checked");
+        assert!(
+            out.starts_with("710\n755\n640 7:8 1\nsub/file\n2\n1\n"),
+            "{out}"
+        );
+        return;
+    }
+    assert_eq!(out, "710\n1777\n640 7:8 2\nsub/file\n1\n1\n");
+}

@@ -368,6 +368,17 @@ impl Mounter<'_> {
         };
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         let mut data = opts.data.join(",");
+        // A tmpfs takes the mode of the directory it covers, as runc's
+        // does, unless `mode=` says otherwise (tmpfs's own default is 1777).
+        if typ == "tmpfs" && !opts.data.iter().any(|d| d.starts_with("mode=")) {
+            let st = nix::sys::stat::fstat(&target).map_err(|e| Self::err(m, e))?;
+            let mode = format!("mode={:o}", st.st_mode & 0o7777);
+            data = if data.is_empty() {
+                mode
+            } else {
+                format!("{mode},{data}")
+            };
+        }
         if let Some(label) = self.mount_label.filter(|_| takes_context(typ)) {
             if !data.is_empty() {
                 data.push(',');
@@ -412,7 +423,9 @@ impl Mounter<'_> {
         }
         let placed = self.reopen_dest(m)?;
         if let Some(seed) = seed {
-            copy_up(&seed, &placed).map_err(|e| Self::err(m, e))?;
+            let owner = |key: &str| !opts.data.iter().any(|d| d.starts_with(key));
+            copy_up(&seed, &placed, owner("uid="), owner("gid="))
+                .map_err(|e| Self::err(m, format!("tmpcopyup: {e}")))?;
         }
         apply_propagation(&placed, &opts.propagation).map_err(|e| Self::err(m, e))
     }
@@ -686,22 +699,72 @@ fn snapshot_dir(dir: &OwnedFd) -> Result<OwnedFd> {
     paths::reopen(dir, libc::O_RDONLY | libc::O_DIRECTORY).sys(|| "opening tmpcopyup source".into())
 }
 
-fn copy_up(src: &OwnedFd, dst: &OwnedFd) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // cp runs as our child, so name our fds through our pid as the host
-    // procfs sees it (getpid() would answer 1 in a new pid namespace).
-    let me = std::fs::read_link("/proc/self")?;
-    let me = me.display();
-    let status = std::process::Command::new("cp")
-        .args(["-a", "--"])
-        .arg(format!("/proc/{me}/fd/{}/.", src.as_raw_fd()))
-        .arg(format!("/proc/{me}/fd/{}", dst.as_raw_fd()))
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!("cp -a exited with {status}")))
+/// tmpcopyup, in-process: the directory's content, with its owners, modes,
+/// times, links, nodes and hard links, onto the tmpfs that now hides it.
+/// The tmpfs itself keeps the mode it was mounted with (podman's
+/// `--tmpfs /x:mode=1777`) and takes the directory's owner unless
+/// `uid=`/`gid=` named one. Extended attributes are not copied.
+fn copy_up(src: &OwnedFd, dst: &OwnedFd, uid: bool, gid: bool) -> std::io::Result<()> {
+    let (from, to) = (PathBuf::from(fd_path(src)), PathBuf::from(fd_path(dst)));
+    let top = std::fs::metadata(&from)?;
+    let mut links = std::collections::HashMap::new();
+    copy_tree(&from, &to, &mut links)?;
+    use std::os::unix::fs::MetadataExt;
+    let owner = |want: bool, id: u32| want.then_some(id);
+    std::os::unix::fs::chown(&to, owner(uid, top.uid()), owner(gid, top.gid()))
+}
+
+/// Copies what `from` holds into the directory `to`. `links` maps the
+/// (device, inode) of files with several names to their first copy.
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = std::fs::symlink_metadata(&src)?;
+        let ft = meta.file_type();
+        if !ft.is_dir() && meta.nlink() > 1 {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                std::fs::hard_link(first, &dst)?;
+                continue;
+            }
+            links.insert((meta.dev(), meta.ino()), dst.clone());
+        }
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst, links)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            // fifos, sockets and device nodes.
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
+            let perm = nix::sys::stat::Mode::from_bits_truncate(meta.mode());
+            nix::sys::stat::mknod(&dst, kind, perm, meta.rdev())?;
+        }
+        std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+        if !ft.is_symlink() {
+            // After the chown, which clears setuid and setgid bits.
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+        let times = [
+            nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec()),
+            nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec()),
+        ];
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &dst,
+            &times[0],
+            &times[1],
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
