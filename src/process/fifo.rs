@@ -57,6 +57,17 @@ impl InitEnd {
         Ok(InitEnd { fifo, proc })
     }
 
+    /// Opens the container's procfs now, after pivot_root but before the
+    /// seccomp filter: finding it takes openat2, which a profile written
+    /// for older kernels answers with EPERM. The fd is the container's own
+    /// /proc, nothing of the host's.
+    pub fn open_container_proc(&mut self) -> Result<()> {
+        if self.proc.is_none() {
+            self.proc = Some(procfs::container_proc()?);
+        }
+        Ok(())
+    }
+
     /// The fds init must keep open until it execs.
     pub fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.fifo.as_raw_fd()];
@@ -72,6 +83,7 @@ impl InitEnd {
             Some(p) => p,
             None => procfs::container_proc()?,
         };
+        // Only openat, write and close from here: what any profile allows.
         let name = format!("{}/fd/{}", nix::unistd::getpid(), self.fifo.as_raw_fd());
         let fd = nix::fcntl::openat(
             &proc,

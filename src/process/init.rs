@@ -336,7 +336,7 @@ fn run(
     // runtime's: its mounts are made there, under the rootfs, and it is
     // chrooted into it, as runc does.
     let shared_mount_ns = !plan.has(LinuxNamespaceType::Mount);
-    let fifo = match &l.wait {
+    let mut fifo = match &l.wait {
         Wait::Fifo(path) => Some(InitEnd::open(path, mounts_proc(spec))?),
         Wait::Channel => None,
     };
@@ -392,6 +392,9 @@ fn run(
         .and_then(|l| l.memory_policy().as_ref())
     {
         crate::linux::numa::set_memory_policy(policy)?;
+    }
+    if let Some(f) = fifo.as_mut() {
+        f.open_container_proc()?;
     }
     // While init waits for `start` the container's processes can see it:
     // it holds only the channel and the fifo, as the container's user.
