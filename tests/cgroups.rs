@@ -657,3 +657,20 @@ fn update_period_and_quota_under_a_parent_quota() {
         ("50000".into(), "25000".into())
     );
 }
+
+/// Device access letters other than r, w and m are dropped, as runc does
+/// ("rwa" is "rw"), rather than refused.
+#[test]
+fn device_access_keeps_only_r_w_and_m() {
+    let out = sh_in_container(
+        "cg_dev_rwa",
+        |cfg| {
+            cfg["linux"]["resources"]["devices"] = json!([
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwa"}
+            ]);
+        },
+        "echo x > /dev/null && echo null-ok",
+    );
+    assert_eq!(out, "null-ok\n");
+}

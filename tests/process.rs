@@ -389,3 +389,38 @@ fn exec_cpu_affinity_pins_the_process() {
     let out = c.cmd(&["exec", "--process", p(&pjson), &c.id]);
     assert_eq!(out.ok().split_whitespace().last(), Some("0"), "{out}");
 }
+
+/// A terminal in a container whose /dev is mounted read-only: the console
+/// is bound onto /dev/console, which must be there before /dev goes
+/// read-only.
+#[test]
+fn a_terminal_with_a_read_only_dev() {
+    let c = Container::new("console_ro_dev");
+    c.edit(|cfg| {
+        cfg["process"]["terminal"] = json!(true);
+        for m in cfg["mounts"].as_array_mut().expect("mounts") {
+            if m["destination"] == "/dev" {
+                m["options"]
+                    .as_array_mut()
+                    .expect("options")
+                    .push(json!("ro"));
+            }
+        }
+        set_sh(cfg, "tty; touch /dev/x 2>/dev/null || echo dev-ro");
+    });
+    let socket = c.dir.join("console.sock");
+    let listener = UnixListener::bind(&socket).expect("bind console socket");
+    c.try_create(&["--console-socket", p(&socket)]).ok();
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let (stream, _) = listener
+        .accept()
+        .expect("create connected to the console socket");
+    stream.set_nonblocking(false).expect("blocking stream");
+    let master = recv_fd(&stream);
+    c.start();
+    let out = read_to_end(master).replace('\r', "");
+    assert_eq!(out, "/dev/pts/0\ndev-ro\n");
+    c.wait_status("stopped");
+}

@@ -852,3 +852,26 @@ fn a_profile_without_close_range_still_runs_the_container() {
     let out = c.cmd(&["exec", &c.id, "echo", "exec-ok"]);
     assert_eq!(out.ok(), "exec-ok\n");
 }
+
+/// With noNewPrivileges the filter is loaded before the startContainer
+/// hooks, which run as the process will (as runc does): a call the profile
+/// denies fails in the hook too.
+#[test]
+fn start_container_hooks_run_under_the_filter() {
+    let c = Container::new("sc_hook");
+    c.edit(|cfg| {
+        with_profile(only(MKDIR, "SCMP_ACT_ERRNO", json!({})))(cfg);
+        cfg["process"]["noNewPrivileges"] = json!(true);
+        cfg["hooks"]["startContainer"] = json!([{"path": "/bin/sh",
+            "args": ["sh", "-c", "mkdir /tmp/hook-dir 2>/dev/null || touch /tmp/hook-denied"]}]);
+        set_args(cfg, &["true"]);
+    });
+    c.create();
+    c.start();
+    c.wait_status("stopped");
+    let root = c.rootfs();
+    assert!(
+        root.join("tmp/hook-denied").exists() && !root.join("tmp/hook-dir").exists(),
+        "the startContainer hook ran outside the filter"
+    );
+}

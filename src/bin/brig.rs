@@ -628,7 +628,7 @@ fn dispatch(cli: Cli, command: Command) -> Result<i32> {
                         writeln!(out, "{}", v["id"].as_str().unwrap_or(""))?;
                     }
                 }
-                (false, "json") => print_json_line(&serde_json::Value::Array(items))?,
+                (false, "json") => writeln!(out, "{}", container::list::json_line(&items)?)?,
                 (false, "table") => out.write_all(container::list::table(&items).as_bytes())?,
                 (false, f) => bail!("unknown list format {f:?} (table or json)"),
             }

@@ -28,10 +28,13 @@ impl Rule {
                 ))
             }
         };
-        let access = d.access().clone().unwrap_or_else(|| "rwm".into());
-        if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+        let given = d.access().clone().unwrap_or_else(|| "rwm".into());
+        // runc keeps r, w and m and drops any other letter ("rwa" is "rw");
+        // what is left must still grant something.
+        let access: String = given.chars().filter(|c| "rwm".contains(*c)).collect();
+        if access.is_empty() {
             return Err(Error::Other(format!(
-                "linux.resources.devices: access {access:?} is not a combination of r, w and m"
+                "linux.resources.devices: access {given:?} has none of r, w and m"
             )));
         }
         let number = |n: Option<i64>, what: &str| match n {
@@ -159,10 +162,19 @@ mod tests {
     #[test]
     fn bad_access_and_types_are_refused() {
         let spec: Spec = serde_json::from_str(
-            r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[{"allow":true,"type":"c","access":"rwx"}]}}}"#,
+            r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[{"allow":true,"type":"c","access":"xyz"}]}}}"#,
         )
         .unwrap();
         let e = rules(&spec).unwrap_err().to_string();
-        assert!(e.contains("rwx"), "{e}");
+        assert!(e.contains("xyz"), "{e}");
+        let spec: Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[{"allow":true,"type":"c","access":"rwa"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            rules(&spec).unwrap()[0].access,
+            "rw",
+            "unknown letters are dropped, as runc"
+        );
     }
 }

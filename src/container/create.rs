@@ -167,10 +167,12 @@ fn finish(
                 Err(e) => return Err(e),
                 Ok(()) if defer => {
                     refuse_frozen(&*cg)?;
+                    warn_if_busy(&*cg);
                     Some(cg)
                 }
                 Ok(()) => {
                     refuse_frozen(&*cg)?;
+                    warn_if_busy(&*cg);
                     configure_cgroup(&*cg, resources, device_rules, o)?;
                     Some(cg)
                 }
@@ -251,11 +253,26 @@ fn finish(
 fn refuse_frozen(cg: &dyn cgroups::Cgroup) -> Result<()> {
     if cg.is_frozen() {
         return Err(Error::Other(format!(
-            "cgroup {} is frozen: thaw it or choose another cgroupsPath",
+            "container's cgroup unexpectedly frozen: {} (thaw it or choose another cgroupsPath)",
             cg.path().display()
         )));
     }
     Ok(())
+}
+
+/// Processes already in the cgroup would share the container's limits and
+/// be killed with it: worth a warning, as runc gives. Before the clone only
+/// (init is in it afterwards).
+fn warn_if_busy(cg: &dyn cgroups::Cgroup) {
+    if let Ok(pids) = cg.pids() {
+        if !pids.is_empty() {
+            crate::logging::warn(&format!(
+                "container's cgroup is not empty: {} process(es) found in {}",
+                pids.len(),
+                cg.path().display()
+            ));
+        }
+    }
 }
 
 /// Limits and device rules, into a cgroup whose directories are all made.

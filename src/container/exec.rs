@@ -97,9 +97,14 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         ));
     }
     let c = store.load(id)?;
+    if c.status() == Status::Paused {
+        return Err(Error::Other(format!(
+            "cannot exec in a paused container \"{id}\" (resume it first)"
+        )));
+    }
     c.expect(
         &[Status::Created, Status::Running],
-        "cannot exec in a container that is not running (a paused one: resume it first)",
+        "cannot exec in a container that is not running",
     )?;
     // What create applied, not the bundle's config.json of now.
     let spec = c.spec()?;

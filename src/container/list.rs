@@ -49,3 +49,59 @@ pub fn table(items: &[serde_json::Value]) -> String {
         })
         .collect()
 }
+
+/// An entry of `list --format json` with runc's field order (tools that
+/// compare the output as text care; a serde_json Value sorts the keys).
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    #[serde(rename = "ociVersion")]
+    oci_version: &'a serde_json::Value,
+    id: &'a serde_json::Value,
+    pid: &'a serde_json::Value,
+    status: &'a serde_json::Value,
+    bundle: &'a serde_json::Value,
+    rootfs: &'a serde_json::Value,
+    created: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "is_null")]
+    annotations: &'a serde_json::Value,
+    owner: &'a serde_json::Value,
+}
+
+fn is_null(v: &&serde_json::Value) -> bool {
+    v.is_null()
+}
+
+/// `list --format json`: one line, entries in runc's field order.
+pub fn json_line(items: &[serde_json::Value]) -> Result<String> {
+    let entries: Vec<Entry> = items
+        .iter()
+        .map(|v| Entry {
+            oci_version: &v["ociVersion"],
+            id: &v["id"],
+            pid: &v["pid"],
+            status: &v["status"],
+            bundle: &v["bundle"],
+            rootfs: &v["rootfs"],
+            created: &v["created"],
+            annotations: &v["annotations"],
+            owner: &v["owner"],
+        })
+        .collect();
+    serde_json::to_string(&entries)
+        .map_err(|e| crate::error::Error::Other(format!("encoding the list: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keeps_runcs_field_order() {
+        let v = serde_json::json!({"owner": "", "id": "c", "status": "running", "pid": 7,
+            "bundle": "/b", "rootfs": "/b/r", "created": "t", "ociVersion": "1.0.2"});
+        assert_eq!(
+            json_line(&[v]).unwrap(),
+            r#"[{"ociVersion":"1.0.2","id":"c","pid":7,"status":"running","bundle":"/b","rootfs":"/b/r","created":"t","owner":""}]"#
+        );
+    }
+}

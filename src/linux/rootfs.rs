@@ -132,6 +132,17 @@ impl Rootfs<'_> {
             self.make_devices(root, has_proc)?;
         }
         if let Some(flags) = readonly_dev {
+            // The pty is bound onto /dev/console after pivot_root: its
+            // mount point must exist before /dev goes read-only.
+            let terminal = self
+                .spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false);
+            if terminal {
+                paths::create_file_in_root(root.as_fd(), Path::new("/dev/console"))?;
+            }
             let dev = paths::handle_in_root(root.as_fd(), Path::new("/dev"))
                 .sys(|| "reopening /dev".into())?;
             let keep = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);

@@ -25,6 +25,9 @@ pub struct Prepared<'a> {
     /// This process's LSM attr files, when a label must be armed.
     lsm: Option<lsm::ExecAttrs>,
     preserve_fds: i32,
+    /// The no_new_privs filter is already loaded (before startContainer
+    /// hooks); exec must not load it twice.
+    late_seccomp_loaded: bool,
 }
 
 /// Opens this process's LSM attr files under `proc` (the root of a procfs
@@ -102,6 +105,7 @@ pub fn prepare<'a>(
         seccomp,
         lsm,
         preserve_fds,
+        late_seccomp_loaded: false,
     })
 }
 
@@ -122,6 +126,17 @@ fn seal_fds(preserve: i32, keep: &[RawFd]) -> Result<()> {
 }
 
 impl Prepared<'_> {
+    /// With no_new_privs, loads the filter now rather than at exec (for
+    /// what runs in between: the startContainer hooks).
+    pub fn load_late_seccomp(&mut self) -> Result<()> {
+        let nnp = self.process.no_new_privileges().unwrap_or(false);
+        if let (true, false, Some(f)) = (nnp, self.late_seccomp_loaded, self.seccomp) {
+            f.load()?;
+            self.late_seccomp_loaded = true;
+        }
+        Ok(())
+    }
+
     /// Arms the LSM label, closes every fd but stdio, the preserved ones
     /// and `keep`, and takes on the process's identity, capabilities,
     /// no_new_privs and (without no_new_privs) its seccomp filter. What is
@@ -161,7 +176,7 @@ impl Prepared<'_> {
 pub fn finish(p: Prepared<'_>) -> Error {
     let nnp = p.process.no_new_privileges().unwrap_or(false);
     crate::logging::step("exec");
-    if let Some(f) = p.seccomp.filter(|_| nnp) {
+    if let Some(f) = p.seccomp.filter(|_| nnp && !p.late_seccomp_loaded) {
         if let Err(e) = f.load() {
             return e;
         }

@@ -405,7 +405,10 @@ fn run(
     logging::step("init: ready");
     ch.send(&Msg::Ready)?;
     progress.past_ready = true;
-    let start_hooks = || {
+    // startContainer hooks run as the process will: with no_new_privs its
+    // filter is loaded before them (and not again at exec), as runc does.
+    let start_hooks = |p: &mut finish::Prepared| {
+        p.load_late_seccomp()?;
         let state = hook_state.as_ref().map(|s| with_status(s, "created"));
         hooks::run_with_env(
             spec.hooks().as_ref(),
@@ -437,7 +440,7 @@ fn run(
                 other => return Err(Error::Init(format!("waiting for the state, got {other:?}"))),
             }
             f.wait(|| {
-                let r = start_hooks();
+                let r = start_hooks(&mut prepared);
                 progress.told_start.set(r.is_err());
                 r
             })?
@@ -445,7 +448,7 @@ fn run(
         None => match ch.recv()? {
             Some(Msg::Start) => {
                 released()?;
-                start_hooks()?
+                start_hooks(&mut prepared)?
             }
             other => return Err(Error::Init(format!("waiting for start, got {other:?}"))),
         },
