@@ -169,8 +169,26 @@ fn run_one(
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     if status.success() {
-        Ok(())
-    } else {
-        Err(format!("exited with {status}"))
+        return Ok(());
     }
+    // runc's words, which tools and tests look for.
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(sig) => Err(format!("error running hook: signal: {}", signal_words(sig))),
+        None => Err(format!("error running hook: {status}")),
+    }
+}
+
+/// A signal as the C library names it, in lower case ("bad system call"),
+/// as Go (and so runc) prints it.
+fn signal_words(sig: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a static or thread-local string.
+    let p = unsafe { libc::strsignal(sig) };
+    if p.is_null() {
+        return format!("signal {sig}");
+    }
+    // SAFETY: a non-null strsignal result is a valid C string.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .to_lowercase()
 }

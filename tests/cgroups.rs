@@ -552,9 +552,15 @@ fn a_frozen_cgroup_is_refused() {
     c.edit(|cfg| set_args(cfg, &["true"]));
     let out = c.try_create(&[]);
     assert!(!out.success(), "create in a frozen cgroup succeeded: {out}");
-    if !is_runc() {
-        assert!(out.err().contains("frozen"), "{out}");
-    }
+    assert!(out.err().contains("frozen"), "{out}");
+    // Not the runtime's to thaw or remove: a second try is refused too.
+    assert_eq!(
+        fs::read_to_string(freezer.join("freezer.state"))
+            .map(|s| s.trim().to_string())
+            .ok(),
+        Some("FROZEN".to_string()),
+        "the frozen cgroup was thawed or removed by the failed create"
+    );
 }
 
 /// Sub-cgroups a container made (or was given) go with it on delete.

@@ -318,7 +318,7 @@ impl V1 {
         }
         if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
             return Err(Error::Other(
-                "linux.resources.unified needs a cgroup v2 host (this one is v1 or hybrid)".into(),
+                "invalid configuration: linux.resources.unified needs a cgroup v2 host (this one is v1 or hybrid)".into(),
             ));
         }
         Ok(())

@@ -151,6 +151,13 @@ fn finish(
     let cgroup = match &c.state.cgroup {
         Some(rel) => {
             let cg = cgroups::open(rel)?;
+            // Checked before anything is made: a frozen cgroup that is
+            // already there belongs to someone else, and the failure path
+            // must not thaw or remove it.
+            if let Err(e) = refuse_frozen(&*cg) {
+                c.state.cgroup = None;
+                return Err(e);
+            }
             let made = if defer {
                 cg.create_clone_target()
             } else {
@@ -166,12 +173,10 @@ fn finish(
                 }
                 Err(e) => return Err(e),
                 Ok(()) if defer => {
-                    refuse_frozen(&*cg)?;
                     warn_if_busy(&*cg);
                     Some(cg)
                 }
                 Ok(()) => {
-                    refuse_frozen(&*cg)?;
                     warn_if_busy(&*cg);
                     configure_cgroup(&*cg, resources, device_rules, o)?;
                     Some(cg)
@@ -183,7 +188,6 @@ fn finish(
     let cgroup_rest = || -> Result<()> {
         if let Some(cg) = &cgroup {
             cg.create_rest()?;
-            refuse_frozen(&**cg)?;
             configure_cgroup(&**cg, resources, device_rules, o)?;
         }
         Ok(())

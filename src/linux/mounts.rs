@@ -314,7 +314,7 @@ impl Mounter<'_> {
             // A symlink (or a file) where the directory should be.
             Err(nix::Error::ENOTDIR) => Err(Self::err(
                 m,
-                format!("filesystem {typ:?} must be mounted on an ordinary directory"),
+                format!("filesystem {typ:?} must be mounted on ordinary directory"),
             )),
             Err(_) => self.target_dir(self.dest(m)),
         }
