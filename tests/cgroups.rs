@@ -369,28 +369,13 @@ fn init_and_exec_are_in_the_container_cgroup_of_every_hierarchy() {
 /// memory limit that must OOM-kill it.
 fn joined_app_is_confined(name: &str, joined: &[&str], cgroupns: bool) {
     let userns = joined.contains(&"user");
-    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     let pod = Container::new(&format!("{name}_pod"));
     let app = Container::new(name);
     if userns {
-        // As a user-namespaced engine would: rootfs owned by the mapped root.
-        for c in [&pod, &app] {
-            exec(std::process::Command::new("chown").args([
-                "-hR",
-                "100000:100000",
-                p(&c.rootfs()),
-            ]))
-            .ok();
-        }
+        in_user_namespace(&pod);
+        chown_to_mapped_root(&app);
     }
-    pod.edit(|cfg| {
-        set_args(cfg, &["sleep", "60"]);
-        if userns {
-            add_namespace(cfg, json!({"type": "user"}));
-            cfg["linux"]["uidMappings"] = map.clone();
-            cfg["linux"]["gidMappings"] = map.clone();
-        }
-    });
+    pod.edit(|cfg| set_args(cfg, &["sleep", "60"]));
     pod.create();
     pod.start();
     let pod_pid = pod.pid();
@@ -411,8 +396,8 @@ fn joined_app_is_confined(name: &str, joined: &[&str], cgroupns: bool) {
         if userns {
             // Repeated from the namespace joined, as containerd's CRI
             // does (runc 1.1 insists on them).
-            cfg["linux"]["uidMappings"] = map.clone();
-            cfg["linux"]["gidMappings"] = map.clone();
+            cfg["linux"]["uidMappings"] = userns_map();
+            cfg["linux"]["gidMappings"] = userns_map();
         }
         let mut mem = json!({"limit": 16 * 1024 * 1024});
         if memsw_supported() {

@@ -111,18 +111,6 @@ fn enter_repeatedly(c: &Container, console: &str) {
     }
 }
 
-/// Maps the container's ids 0-65535 to the host's 100000 on, the rootfs
-/// chowned to match, as a user-namespaced engine would.
-fn in_user_namespace(c: &Container) {
-    exec(std::process::Command::new("chown").args(["-hR", "100000:100000", p(&c.rootfs())])).ok();
-    c.edit(|cfg| {
-        add_namespace(cfg, json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        cfg["linux"]["uidMappings"] = map.clone();
-        cfg["linux"]["gidMappings"] = map;
-    });
-}
-
 fn hunt(name: &str, ptrace: bool, userns: bool) -> Hunt {
     let c = Container::new(name);
     let probe = c.rootfs().join("bin/brig-probe");

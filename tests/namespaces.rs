@@ -138,13 +138,7 @@ fn namespaces_are_joined_by_path() {
 /// rootfs is chowned to match, as a user-namespaced engine would.
 fn userns(name: &str) -> Container {
     let c = Container::new(name);
-    exec(std::process::Command::new("chown").args(["-hR", "100000:100000", p(&c.rootfs())])).ok();
-    c.edit(|cfg| {
-        add_namespace(cfg, json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        cfg["linux"]["uidMappings"] = map.clone();
-        cfg["linux"]["gidMappings"] = map;
-    });
+    in_user_namespace(&c);
     c
 }
 

@@ -111,6 +111,14 @@ fn terminal_through_console_socket() {
         cfg["process"]["terminal"] = json!(true);
         set_sh(cfg, script);
     });
+    let out = run_on_console_socket(&c);
+    assert_eq!(out, "/dev/pts/0\nstdio-is-a-tty\ncharacter special file\n");
+}
+
+/// Creates the container with a --console-socket, takes the pty master it
+/// is sent, starts the container and returns what it wrote (without CRs),
+/// once it has stopped.
+fn run_on_console_socket(c: &Container) -> String {
     let socket = c.dir.join("console.sock");
     let listener = UnixListener::bind(&socket).expect("bind console socket");
     c.try_create(&["--console-socket", p(&socket)]).ok();
@@ -132,8 +140,8 @@ fn terminal_through_console_socket() {
     let master = recv_fd(&stream);
     c.start();
     let out = read_to_end(master).replace('\r', "");
-    assert_eq!(out, "/dev/pts/0\nstdio-is-a-tty\ncharacter special file\n");
     c.wait_status("stopped");
+    out
 }
 
 /// Runs `script` with two extra open files inherited as fds 3 and 4 (not
@@ -333,21 +341,8 @@ fn the_pty_belongs_to_the_process_user() {
         cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         set_sh(cfg, "stat -c %u:%g $(tty)");
     });
-    let socket = c.dir.join("console.sock");
-    let listener = UnixListener::bind(&socket).expect("bind console socket");
-    c.try_create(&["--console-socket", p(&socket)]).ok();
-    listener
-        .set_nonblocking(true)
-        .expect("nonblocking listener");
-    let (stream, _) = listener
-        .accept()
-        .expect("create connected to the console socket");
-    stream.set_nonblocking(false).expect("blocking stream");
-    let master = recv_fd(&stream);
-    c.start();
-    let out = read_to_end(master).replace('\r', "");
+    let out = run_on_console_socket(&c);
     assert_eq!(out, "1000:5\n", "owner of the container's pty");
-    c.wait_status("stopped");
 }
 
 /// linux.memoryPolicy reaches the container's process and an exec'd one
@@ -408,19 +403,6 @@ fn a_terminal_with_a_read_only_dev() {
         }
         set_sh(cfg, "tty; touch /dev/x 2>/dev/null || echo dev-ro");
     });
-    let socket = c.dir.join("console.sock");
-    let listener = UnixListener::bind(&socket).expect("bind console socket");
-    c.try_create(&["--console-socket", p(&socket)]).ok();
-    listener
-        .set_nonblocking(true)
-        .expect("nonblocking listener");
-    let (stream, _) = listener
-        .accept()
-        .expect("create connected to the console socket");
-    stream.set_nonblocking(false).expect("blocking stream");
-    let master = recv_fd(&stream);
-    c.start();
-    let out = read_to_end(master).replace('\r', "");
+    let out = run_on_console_socket(&c);
     assert_eq!(out, "/dev/pts/0\ndev-ro\n");
-    c.wait_status("stopped");
 }

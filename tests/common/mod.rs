@@ -772,3 +772,25 @@ pub fn skipped(why: &str) {
         let _ = writeln!(f, "{name}: {}", why.lines().next().unwrap_or(""));
     }
 }
+
+/// The id map of the tests' user-namespaced containers: their 0-65535 are
+/// the host's 100000 on.
+pub fn userns_map() -> Value {
+    json!([{"containerID": 0, "hostID": 100000, "size": 65536}])
+}
+
+/// The rootfs owned by the mapped root, as a user-namespaced engine would.
+pub fn chown_to_mapped_root(c: &Container) {
+    exec(Command::new("chown").args(["-hR", "100000:100000", p(&c.rootfs())])).ok();
+}
+
+/// A new user namespace mapped with [`userns_map`], the rootfs chowned to
+/// match.
+pub fn in_user_namespace(c: &Container) {
+    chown_to_mapped_root(c);
+    c.edit(|cfg| {
+        add_namespace(cfg, json!({"type": "user"}));
+        cfg["linux"]["uidMappings"] = userns_map();
+        cfg["linux"]["gidMappings"] = userns_map();
+    });
+}
