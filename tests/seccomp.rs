@@ -812,14 +812,14 @@ fn unknown_operator_is_rejected() {
     );
 }
 
+/// Notify rules without an agent to serve them (tests/seccomp_notify.rs
+/// has the rest).
 #[test]
-fn notify_is_rejected() {
-    // runc 1.1 supports SCMP_ACT_NOTIFY and fails here for the missing
-    // listenerPath instead.
+fn notify_without_a_listener_path_is_rejected() {
     profile_rejected(
         "sc_notify",
         only(MKDIR, "SCMP_ACT_NOTIFY", json!({})),
-        "linux.seccomp.syscalls[0].action SCMP_ACT_NOTIFY",
+        "linux.seccomp.listenerPath",
     );
 }
 

@@ -27,7 +27,12 @@
 //!     comm, fd, link target, kind, and whether the same object is
 //!     reachable at that path from inside) and a last line with the sweep
 //!     count and the pids whose fd tables were listed and refused
+//! brig-probe seccomp-agent SOCKET LOG
+//!     on the host: a seccomp agent for SCMP_ACT_NOTIFY tests (see
+//!     seccomp_agent.rs)
 //! ```
+
+mod seccomp_agent;
 
 use serde_json::{json, Map, Value};
 use std::ffi::{CStr, CString};
@@ -47,8 +52,11 @@ fn main() {
         Some("hook") => hook(rest),
         Some("signal-wait") => signal_wait(),
         Some("hunt-fds") => hunt_fds(rest),
+        Some("seccomp-agent") => seccomp_agent::main(rest),
         _ => {
-            eprintln!("usage: brig-probe report|hook|signal-wait|hunt-fds ... (see the source)");
+            eprintln!(
+                "usage: brig-probe report|hook|signal-wait|hunt-fds|seccomp-agent ... (see the source)"
+            );
             2
         }
     };

@@ -214,6 +214,19 @@ fn finish(
         crate::fault::point("hooks-done");
         Ok(json.to_string())
     };
+    let agent = bundle.seccomp.as_ref().and_then(|f| f.listener.as_ref());
+    let for_agent = c.state.clone();
+    let on_listener = move |pid: i32, fd: std::os::fd::OwnedFd| -> Result<()> {
+        let Some(agent) = agent else {
+            return Err(Error::Init(
+                "a seccomp listener without listenerPath".into(),
+            ));
+        };
+        let mut s = for_agent.clone();
+        s.pid = pid;
+        let json = s.to_oci_json(Status::Creating);
+        crate::linux::seccomp_agent::hand_over(agent, fd, pid, &json)
+    };
     let launch = Launch {
         bundle,
         wait,
@@ -222,6 +235,8 @@ fn finish(
         preserve_fds: o.preserve_fds,
         session_keyring: (!o.no_new_keyring).then(|| c.state.id.clone()),
         on_hooks: needs_hooks.then_some(&on_hooks as &dyn Fn(i32) -> Result<String>),
+        on_listener: agent
+            .map(|_| &on_listener as &dyn Fn(i32, std::os::fd::OwnedFd) -> Result<()>),
         cgroup: cgroup.as_deref(),
         cgroup_rest: (defer && cgroup.is_some()).then_some(&cgroup_rest as &dyn Fn() -> Result<()>),
     };

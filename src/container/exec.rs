@@ -139,6 +139,17 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
     if !o.detach {
         forwarded.thread_block().sys(|| "blocking signals".into())?;
     }
+    let agent = seccomp.as_ref().and_then(|f| f.listener.as_ref());
+    let on_listener = |pid: i32, fd: OwnedFd| -> Result<()> {
+        let Some(agent) = agent else {
+            return Err(Error::Other(
+                "a seccomp listener without listenerPath".into(),
+            ));
+        };
+        // As runc: the process's pid, in the state of the running container.
+        let json = c.state.to_oci_json(Status::Running);
+        crate::linux::seccomp_agent::hand_over(agent, fd, pid, &json)
+    };
     let entered = enter::enter(&Enter {
         init: &init,
         init_pid: c.state.pid,
@@ -153,6 +164,7 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
             .linux()
             .as_ref()
             .and_then(|l| l.memory_policy().as_ref()),
+        on_listener: agent.map(|_| &on_listener as &dyn Fn(i32, OwnedFd) -> Result<()>),
     })?;
     // Others may act on the container while this process runs.
     drop(c);

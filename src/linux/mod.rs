@@ -19,6 +19,7 @@ pub mod rootfs;
 pub mod sched;
 pub mod sealed_exe;
 pub mod seccomp;
+pub mod seccomp_agent;
 pub mod sysctl;
 pub mod terminal;
 pub mod user;

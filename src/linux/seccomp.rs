@@ -58,9 +58,18 @@
 //!   against the kernel at create. Without `flags` none is set, as runc 1.1
 //!   (runc 1.2 adds SPEC_ALLOW, which turns off the Speculative Store Bypass
 //!   mitigation: brig keeps the kernel's choice). runc 1.1 refuses every flag.
-//! - **Not supported**, each an error that names the field: `SCMP_ACT_NOTIFY`
-//!   and `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`. `listenerPath` and
-//!   `listenerMetadata` are accepted and unused: only notify rules use them.
+//! - **SCMP_ACT_NOTIFY** rules need `listenerPath` (an absolute path):
+//!   the filter is then loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER and the
+//!   listener goes to the seccomp agent listening there (`seccomp_agent`).
+//!   The process that loads the filter hands the listener to brig's parent
+//!   with one sendmsg, before any agent has it, so `sendmsg` itself cannot
+//!   be notified, nor can the default action (both refused: the process
+//!   would wait for an agent that never comes). runc also refuses `write`,
+//!   which its own hand-over uses; brig does not need to. WAIT_KILLABLE_RECV
+//!   is passed on with notify rules and ignored without them, and TSYNC
+//!   becomes TSYNC|TSYNC_ESRCH, the only form the kernel takes with a
+//!   listener. Without notify rules, `listenerPath` and `listenerMetadata`
+//!   are accepted and unused, as runc does.
 
 #[path = "seccomp_syscalls.rs"]
 mod syscalls;
@@ -72,6 +81,7 @@ use oci_spec::runtime::{
 };
 use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 use std::collections::BTreeMap;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 // linux/audit.h: EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE, EM_386 | __AUDIT_ARCH_LE.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -79,6 +89,8 @@ const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// The kernel's BPF_MAXINSNS.
 const MAX_INSNS: usize = 4096;
+/// linux/seccomp.h: ask the agent holding the filter's listener.
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
 /// What a syscall from an ABI the profile does not cover gets.
 const BAD_ABI: u32 = libc::SECCOMP_RET_KILL_PROCESS;
 /// i386 multiplexers: socketcall(call, args) and ipc(call, ...).
@@ -171,6 +183,16 @@ fn unsupported(field: impl Into<String>, value: impl ToString, why: &'static str
 pub struct Filter {
     program: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
+    /// Where the listener of a filter with notify rules goes.
+    pub listener: Option<Listener>,
+}
+
+/// linux.seccomp.listenerPath and listenerMetadata of a profile with
+/// notify rules.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub path: std::path::PathBuf,
+    pub metadata: String,
 }
 
 impl Filter {
@@ -181,8 +203,10 @@ impl Filter {
     }
 
     /// Installs the filter on the calling thread (all threads with TSYNC).
-    /// Without no_new_privs this needs CAP_SYS_ADMIN.
-    pub fn load(&self) -> Result<()> {
+    /// Without no_new_privs this needs CAP_SYS_ADMIN. Returns the listener
+    /// of a filter with notify rules: until an agent reads it, a notified
+    /// syscall of this process waits.
+    pub fn load(&self) -> Result<Option<OwnedFd>> {
         let prog = libc::sock_fprog {
             // compile() keeps programs within MAX_INSNS, which fits.
             len: self.program.len() as libc::c_ushort,
@@ -198,7 +222,11 @@ impl Filter {
             )
         };
         match r {
-            0 => Ok(()),
+            0 => Ok(None),
+            fd if fd > 0 && self.listener.is_some() => {
+                // SAFETY: with NEW_LISTENER the kernel returns a new fd that nothing else owns.
+                Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+            }
             tid if tid > 0 => Err(Error::Other(format!(
                 "loading the seccomp filter: thread {tid} cannot be synchronised (SECCOMP_FILTER_FLAG_TSYNC)"
             ))),
@@ -323,13 +351,7 @@ fn action_ret(
         LinuxSeccompAction::ScmpActTrap => SeccompAction::Trap,
         LinuxSeccompAction::ScmpActTrace => SeccompAction::Trace(data()?),
         LinuxSeccompAction::ScmpActLog => SeccompAction::Log,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(unsupported(
-                fields.0,
-                action,
-                "brig has no seccomp user-notification agent support",
-            ))
-        }
+        LinuxSeccompAction::ScmpActNotify => return Ok(SECCOMP_RET_USER_NOTIF),
     };
     Ok(u32::from(action))
 }
@@ -435,23 +457,31 @@ fn abis(list: Option<&Vec<Arch>>) -> Abis {
     Abis { enabled, listed }
 }
 
-fn flags(list: Option<&Vec<LinuxSeccompFilterFlag>>) -> Result<libc::c_ulong, ProfileError> {
+/// The seccomp(2) flags of a profile; `notify` when it has notify rules.
+fn flags(
+    list: Option<&Vec<LinuxSeccompFilterFlag>>,
+    notify: bool,
+) -> Result<libc::c_ulong, ProfileError> {
     let mut bits = 0;
-    for (i, flag) in list.into_iter().flatten().enumerate() {
+    for flag in list.into_iter().flatten() {
         bits |= match flag {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
                 libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
             }
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
-                return Err(unsupported(
-                    format!("flags[{i}]"),
-                    flag,
-                    "it only serves SCMP_ACT_NOTIFY, which brig does not support",
-                ))
+            // Only meaningful (and only taken by the kernel) with a listener.
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv if notify => {
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
             }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
         };
+    }
+    if notify {
+        bits |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        if bits & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            bits |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
     }
     if bits != 0 && !kernel_takes_flags(bits) {
         let names: Vec<String> = list.into_iter().flatten().map(|f| f.to_string()).collect();
@@ -479,6 +509,55 @@ fn kernel_takes_flags(bits: libc::c_ulong) -> bool {
     !(r < 0 && nix::Error::last() == nix::Error::EINVAL)
 }
 
+/// Whether the profile has notify rules, and if so whether brig can serve
+/// them (see the module's notes).
+fn notify_rules(profile: &LinuxSeccomp) -> Result<bool, ProfileError> {
+    let notify = LinuxSeccompAction::ScmpActNotify;
+    if profile.default_action() == notify {
+        return Err(invalid(
+            "defaultAction",
+            notify,
+            "cannot be the default action: the process that loads the filter \
+             would wait for an agent before it could hand the listener over",
+        ));
+    }
+    let mut any = false;
+    for (i, entry) in profile.syscalls().iter().flatten().enumerate() {
+        if entry.action() != notify {
+            continue;
+        }
+        any = true;
+        if entry.names().iter().any(|n| n == "sendmsg") {
+            return Err(invalid(
+                format!("syscalls[{i}].action"),
+                notify,
+                "SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall: \
+                 brig hands the listener to the seccomp agent with it",
+            ));
+        }
+    }
+    if any {
+        match profile.listener_path() {
+            Some(p) if p.is_absolute() => {}
+            Some(p) if !p.as_os_str().is_empty() => {
+                return Err(invalid(
+                    "listenerPath",
+                    p.display(),
+                    "must be an absolute path (of the seccomp agent's socket)",
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    "listenerPath",
+                    "\"\"",
+                    "SCMP_ACT_NOTIFY rules need a seccomp agent: set the path of its socket",
+                ))
+            }
+        }
+    }
+    Ok(any)
+}
+
 /// Translates a whole `linux.seccomp` object. Fails on anything the filter
 /// could not enforce as written.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, ProfileError> {
@@ -490,7 +569,8 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, ProfileError> {
         profile.default_errno_ret(),
         ("defaultAction", "defaultErrnoRet"),
     )?;
-    let flags = flags(profile.flags().as_ref())?;
+    let notify = notify_rules(profile)?;
+    let flags = flags(profile.flags().as_ref(), notify)?;
     let abis = abis(profile.architectures().as_ref());
 
     // Rules in profile order, and for each ABI the (syscall number, rule
@@ -576,7 +656,14 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter, ProfileError> {
     if program.len() > MAX_INSNS {
         return Err(ProfileError::TooLarge(program.len()));
     }
-    Ok(Filter { program, flags })
+    Ok(Filter {
+        program,
+        flags,
+        listener: notify.then(|| Listener {
+            path: profile.listener_path().clone().unwrap_or_default(),
+            metadata: profile.listener_metadata().clone().unwrap_or_default(),
+        }),
+    })
 }
 
 fn stmt(code: u32, k: u32) -> libc::sock_filter {
@@ -749,7 +836,8 @@ pub fn features() -> serde_json::Value {
         "enabled": true,
         "actions": [
             "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"
+            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+            "SCMP_ACT_TRAP"
         ],
         "operators": [
             "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
@@ -757,10 +845,12 @@ pub fn features() -> serde_json::Value {
         ],
         "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
         "knownFlags": [
-            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
         ],
         "supportedFlags": [
-            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
+            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
         ]
     })
 }
@@ -1045,35 +1135,67 @@ mod tests {
     }
 
     #[test]
-    fn notify_and_other_unsupported_fields_are_rejected() {
-        let e = error(rule("SCMP_ACT_NOTIFY", json!([])));
-        assert!(
-            matches!(&e, ProfileError::Unsupported { field, .. } if field == "syscalls[0].action")
+    fn notify_rules_need_an_agent_and_get_a_listener() {
+        let notify = |extra: serde_json::Value| {
+            let mut p = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}],
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            p
+        };
+        let f = filter(notify(json!({"listenerPath": "/run/agent.sock",
+                                     "listenerMetadata": "bar",
+                                     "flags": ["SECCOMP_FILTER_FLAG_TSYNC",
+                                               "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]})));
+        assert_eq!(call(&f, "mkdir", [0; 6]), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(call(&f, "getpid", [0; 6]), ALLOW);
+        let l = f.listener.as_ref().expect("a listener");
+        assert_eq!(l.path, std::path::Path::new("/run/agent.sock"));
+        assert_eq!(l.metadata, "bar");
+        assert_eq!(
+            f.flags,
+            libc::SECCOMP_FILTER_FLAG_TSYNC
+                | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+                | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+                | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
         );
-        assert!(e.to_string().contains("SCMP_ACT_NOTIFY"), "{e}");
-        let e = error(json!({"defaultAction": "SCMP_ACT_NOTIFY"}));
+        for (extra, field) in [
+            (json!({}), "listenerPath"),
+            (json!({"listenerPath": ""}), "listenerPath"),
+            (json!({"listenerPath": "@abstract"}), "listenerPath"),
+            (
+                json!({"listenerPath": "/a", "defaultAction": "SCMP_ACT_NOTIFY"}),
+                "defaultAction",
+            ),
+        ] {
+            let e = error(notify(extra.clone()));
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("linux.seccomp.{field} ")),
+                "{extra}: {e}"
+            );
+        }
+        let mut p = notify(json!({"listenerPath": "/a"}));
+        p["syscalls"][0]["names"] = json!(["mkdir", "sendmsg"]);
+        let e = error(p);
         assert!(
             e.to_string()
-                .starts_with("linux.seccomp.defaultAction SCMP_ACT_NOTIFY"),
+                .contains("cannot be used for the sendmsg syscall"),
             "{e}"
         );
-        let listener: LinuxSeccomp = serde_json::from_value(json!({
+        // Without notify rules: no listener, and the listener fields and
+        // WAIT_KILLABLE_RECV are accepted and unused.
+        let f = filter(json!({
             "defaultAction": "SCMP_ACT_ALLOW",
-            "listenerPath": "/run/agent.sock",
-            "listenerMetadata": "x"
-        }))
-        .unwrap();
-        assert!(
-            compile(&listener).is_ok(),
-            "a listener without notify rules is accepted"
-        );
-        let e = error(json!({"defaultAction": "SCMP_ACT_ALLOW",
-                             "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}));
-        assert!(
-            e.to_string()
-                .starts_with("linux.seccomp.flags[0] SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"),
-            "{e}"
-        );
+            "listenerPath": "relative/agent.sock",
+            "listenerMetadata": "x",
+            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+        }));
+        assert!(f.listener.is_none());
+        assert_eq!(f.flags, 0);
     }
 
     #[test]

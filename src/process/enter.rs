@@ -17,6 +17,7 @@
 
 use super::clone::{fork_plain, fork_with, Forked};
 use super::finish;
+use super::spawn::OnListener;
 use super::sync::{self, Channel, Msg};
 use crate::cgroups::{Cgroup, Placement};
 use crate::error::{Error, Result, SysContext};
@@ -45,6 +46,9 @@ pub struct Enter<'a> {
     pub oom_score_adj: Option<i32>,
     /// linux.memoryPolicy of the container.
     pub memory_policy: Option<&'a oci_spec::runtime::LinuxMemoryPolicy>,
+    /// Called (with the process's pid) with the listener of a seccomp
+    /// filter that has notify rules: hands it to the agent.
+    pub on_listener: OnListener<'a>,
 }
 
 pub struct Entered {
@@ -127,23 +131,31 @@ pub fn enter(e: &Enter) -> Result<Entered> {
     drop(place);
     // The helper's Pid and the process's Ready come from two processes:
     // either may arrive first.
-    let (mut pid, mut ready) = (None, false);
+    let (mut pid, mut ready, mut listener) = (None, false, None);
     while pid.is_none() || !ready {
-        match parent.recv() {
-            Ok(Some(Msg::Pid(p))) => {
+        match parent.recv_fd() {
+            Ok(Some((Msg::Listener, Some(fd)))) => listener = Some(fd),
+            Ok(Some((Msg::Pid(p), _))) => {
                 reap(helper, false);
                 helper_gone.set(true);
                 pid = Some(p);
             }
-            Ok(Some(Msg::Ready)) => ready = true,
-            Ok(Some(Msg::Error(msg))) => return fail(pid, Error::Other(msg)),
+            Ok(Some((Msg::Ready, _))) => ready = true,
+            Ok(Some((Msg::Error(msg), _))) => return fail(pid, Error::Other(msg)),
             Ok(other) => {
+                let other = other.map(|(m, _)| m);
                 return fail(
                     pid,
                     Error::Other(format!("exec process: unexpected {other:?}")),
-                )
+                );
             }
             Err(err) => return fail(pid, err),
+        }
+        // The helper sends its listener before the process's Pid; the
+        // process waits (in a notified syscall, if any) until the agent
+        // has it.
+        if let Err(err) = super::spawn::hand_over_listener(e.on_listener, pid, &mut listener) {
+            return fail(pid, err);
         }
     }
     Ok(Entered {
@@ -230,7 +242,7 @@ fn helper_main(
     let mut prepared = finish::prepare(e.process, e.seccomp, lsm, e.preserve_fds, false)?;
     let mut kept = vec![ch.raw()];
     kept.extend(e.console.as_ref().map(|c| c.as_raw_fd()));
-    prepared.confine(&kept)?;
+    prepared.confine(&kept, ch)?;
     match fork_plain()? {
         Forked::Child => {
             let err = match child_main(e, ch, prepared) {

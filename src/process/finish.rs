@@ -9,6 +9,7 @@
 //! container process allowed to ptrace can reach it.
 
 use super::exec;
+use super::sync::{Channel, Msg};
 use crate::error::{Error, Result, SysContext};
 use crate::linux::{capabilities, fds, lsm, paths, rlimits, sched, seccomp, user};
 use oci_spec::runtime::Process;
@@ -25,9 +26,10 @@ pub struct Prepared<'a> {
     /// This process's LSM attr files, when a label must be armed.
     lsm: Option<lsm::ExecAttrs>,
     preserve_fds: i32,
-    /// The no_new_privs filter is already loaded (before startContainer
-    /// hooks); exec must not load it twice.
-    late_seccomp_loaded: bool,
+    /// The filter is already loaded (without no_new_privs or with notify
+    /// rules, by `confine`; with no_new_privs, before startContainer hooks):
+    /// exec must not load it twice.
+    seccomp_loaded: bool,
 }
 
 /// Opens this process's LSM attr files under `proc` (the root of a procfs
@@ -105,7 +107,7 @@ pub fn prepare<'a>(
         seccomp,
         lsm,
         preserve_fds,
-        late_seccomp_loaded: false,
+        seccomp_loaded: false,
     })
 }
 
@@ -130,9 +132,9 @@ impl Prepared<'_> {
     /// what runs in between: the startContainer hooks).
     pub fn load_late_seccomp(&mut self) -> Result<()> {
         let nnp = self.process.no_new_privileges().unwrap_or(false);
-        if let (true, false, Some(f)) = (nnp, self.late_seccomp_loaded, self.seccomp) {
+        if let (true, false, Some(f)) = (nnp, self.seccomp_loaded, self.seccomp) {
             f.load()?;
-            self.late_seccomp_loaded = true;
+            self.seccomp_loaded = true;
         }
         Ok(())
     }
@@ -141,7 +143,9 @@ impl Prepared<'_> {
     /// and `keep`, and takes on the process's identity, capabilities,
     /// no_new_privs and (without no_new_privs) its seccomp filter. What is
     /// left between this and [`finish`] must be allowed by that filter.
-    pub fn confine(&mut self, keep: &[RawFd]) -> Result<()> {
+    /// A filter with notify rules is loaded here in any case, and its
+    /// listener sent to `parent` for the agent.
+    pub fn confine(&mut self, keep: &[RawFd], parent: &Channel) -> Result<()> {
         let process = &self.process;
         if let Some(attrs) = self.lsm.take() {
             attrs.arm()?;
@@ -151,10 +155,18 @@ impl Prepared<'_> {
         // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN, which
         // the uid switch and capset below may drop: load it now, as runc
         // does, and the profile must allow what follows. With no_new_privs,
-        // load it just before exec, so that no setup syscall is filtered.
+        // load it just before exec, so that no setup syscall is filtered;
+        // but a filter with notify rules now, while the parent is there to
+        // take its listener to the agent.
         let nnp = process.no_new_privileges().unwrap_or(false);
-        if let Some(f) = self.seccomp.filter(|_| !nnp) {
-            f.load()?;
+        if let Some(f) = self.seccomp.filter(|f| !nnp || f.listener.is_some()) {
+            let listener = f.load()?;
+            self.seccomp_loaded = true;
+            if let Some(fd) = listener {
+                // Nothing between the load and this sendmsg: a notified
+                // syscall here would wait for an agent that has no listener.
+                parent.send_fd(&Msg::Listener, fd.as_fd())?;
+            }
         }
         // Keep the permitted set across the uid switch; capset trims it after.
         nix::sys::prctl::set_keepcaps(true).sys(|| "PR_SET_KEEPCAPS".into())?;
@@ -174,9 +186,10 @@ impl Prepared<'_> {
 /// Execs the program of a [`Prepared::confine`]d process. Only returns on
 /// failure.
 pub fn finish(p: Prepared<'_>) -> Error {
-    let nnp = p.process.no_new_privileges().unwrap_or(false);
     crate::logging::step("exec");
-    if let Some(f) = p.seccomp.filter(|_| nnp && !p.late_seccomp_loaded) {
+    // Only a no_new_privs filter without notify rules can still be unloaded
+    // here: confine loads every other one.
+    if let Some(f) = p.seccomp.filter(|_| !p.seccomp_loaded) {
         if let Err(e) = f.load() {
             return e;
         }

@@ -400,7 +400,7 @@ fn run(
     // it holds only the channel and the fifo, as the container's user.
     let mut keep = vec![ch.raw()];
     keep.extend(fifo.iter().flat_map(InitEnd::fds));
-    prepared.confine(&keep)?;
+    prepared.confine(&keep, ch)?;
 
     logging::step("init: ready");
     ch.send(&Msg::Ready)?;

@@ -37,6 +37,9 @@ pub struct Launch<'a> {
     /// before pivot_root: runs the runtime-side hooks and returns the state
     /// JSON that the container-side hooks will read. None: no hooks at all.
     pub on_hooks: Option<&'a dyn Fn(i32) -> Result<String>>,
+    /// Called (with init's host pid) with the listener of a seccomp filter
+    /// that has notify rules: hands it to the agent.
+    pub on_listener: OnListener<'a>,
     /// The container's cgroup; init is placed in it before it can run
     /// anything of the user's.
     pub cgroup: Option<&'a dyn Cgroup>,
@@ -194,6 +197,27 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     }
 }
 
+/// A seccomp listener a process sent, to the agent once the process's
+/// pid is known (it may come in a later message).
+pub type OnListener<'a> = Option<&'a dyn Fn(i32, OwnedFd) -> Result<()>>;
+
+pub(super) fn hand_over_listener(
+    to: OnListener,
+    pid: Option<i32>,
+    listener: &mut Option<OwnedFd>,
+) -> Result<()> {
+    let Some(pid) = pid else { return Ok(()) };
+    let Some(fd) = listener.take() else {
+        return Ok(());
+    };
+    match to {
+        Some(f) => f(pid, fd),
+        None => Err(Error::Init(
+            "a seccomp listener, and no agent to hand it to".into(),
+        )),
+    }
+}
+
 /// Answers init's requests until it is ready or has failed.
 fn drive(l: &Launch, plan: &NsPlan, child: i32, ch: Channel) -> Result<Spawned> {
     let needs_pid = init::needs_extra_fork(plan);
@@ -206,6 +230,7 @@ fn drive(l: &Launch, plan: &NsPlan, child: i32, ch: Channel) -> Result<Spawned> 
         .unwrap_or_default();
     let mut init_pid = None;
     let mut ready = false;
+    let mut listener = None;
     let fail = |init: Option<i32>, e: Error| -> Result<Spawned> {
         for p in [Some(child), init].into_iter().flatten() {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -214,11 +239,16 @@ fn drive(l: &Launch, plan: &NsPlan, child: i32, ch: Channel) -> Result<Spawned> 
         Err(e)
     };
     loop {
-        let msg = match ch.recv() {
-            Ok(m) => m,
+        let (msg, fd) = match ch.recv_fd() {
+            Ok(Some((m, fd))) => (Some(m), fd),
+            Ok(None) => (None, None),
             Err(e) => return fail(init_pid, e),
         };
         match msg {
+            Some(Msg::Listener) => match fd {
+                Some(fd) => listener = Some(fd),
+                None => return fail(init_pid, Error::Init("seccomp listener missing".into())),
+            },
             Some(Msg::MapsNeeded) => {
                 if let Err(e) = crate::linux::idmap::write(child, &uid_maps, &gid_maps) {
                     return fail(init_pid, e);
@@ -259,6 +289,11 @@ fn drive(l: &Launch, plan: &NsPlan, child: i32, ch: Channel) -> Result<Spawned> 
                     Error::Init("init exited before it was ready".into()),
                 )
             }
+        }
+        // The real init sends its listener, the intermediate its Pid.
+        let pid = if needs_pid { init_pid } else { Some(child) };
+        if let Err(e) = hand_over_listener(l.on_listener, pid, &mut listener) {
+            return fail(init_pid, e);
         }
         // With an extra fork, Ready may arrive before the intermediate's Pid.
         if ready && (!needs_pid || init_pid.is_some()) {

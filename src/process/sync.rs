@@ -6,11 +6,16 @@
 //! (set up, waiting for start), `Error`.
 //! parent -> init: `MapsDone`, `HooksDone` (with the state JSON the
 //! container's own hooks read), `Start` (run's shortcut past the exec fifo),
-//! `Joined` and `CgroupReady` (see each).
+//! `Joined` and `CgroupReady` (see each). `Listener` (init or exec's
+//! helper -> parent) carries a seccomp listener as SCM_RIGHTS.
 
 use crate::error::{Error, Result, SysContext};
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 #[derive(Debug, PartialEq)]
 pub enum Msg {
@@ -30,6 +35,9 @@ pub enum Msg {
     /// parent -> init: your pid is recorded; you may outlive me (and init's
     /// answer: I no longer die with you).
     Saved,
+    /// -> parent: the seccomp filter's listener, sent as SCM_RIGHTS with
+    /// this message, for the agent.
+    Listener,
 }
 
 const MAX: usize = 64 * 1024;
@@ -48,6 +56,7 @@ impl Msg {
             Msg::Joined => (9, vec![]),
             Msg::Saved => (10, vec![]),
             Msg::CgroupReady => (11, vec![]),
+            Msg::Listener => (12, vec![]),
         };
         let mut v = Vec::with_capacity(body.len() + 1);
         v.push(tag);
@@ -69,6 +78,7 @@ impl Msg {
             9 => Msg::Joined,
             10 => Msg::Saved,
             11 => Msg::CgroupReady,
+            12 => Msg::Listener,
             _ => return None,
         })
     }
@@ -100,20 +110,67 @@ impl Channel {
         }
     }
 
-    /// The next message; `None` when the other side is gone.
-    pub fn recv(&self) -> Result<Option<Msg>> {
-        let mut buf = vec![0u8; MAX];
+    /// Sends `m` with `fd` attached (SCM_RIGHTS).
+    pub fn send_fd(&self, m: &Msg, fd: BorrowedFd) -> Result<()> {
+        let body = m.encode();
+        let iov = [IoSlice::new(&body)];
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
         loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => {
-                    return Msg::decode(&buf[..n])
-                        .map(Some)
-                        .ok_or_else(|| Error::Other("sync: malformed message".into()))
-                }
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys(format!("sync: sending {m:?}"), e)),
+            }
+        }
+    }
+
+    /// The next message; `None` when the other side is gone. An fd sent
+    /// along is closed: see [`Channel::recv_fd`].
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_fd()?.map(|(m, _)| m))
+    }
+
+    /// The next message and the fd sent with it, if any.
+    pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        let mut buf = vec![0u8; MAX];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let got = recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            );
+            let msg = match got {
+                Ok(msg) => msg,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("sync: receiving", e)),
+            };
+            let mut fd = None;
+            for c in msg.cmsgs().map_err(|e| Error::sys("sync: receiving", e))? {
+                if let ControlMessageOwned::ScmRights(fds) = c {
+                    for raw in fds {
+                        // SAFETY: SCM_RIGHTS gave this process a new fd that nothing else owns.
+                        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                        fd.get_or_insert(owned);
+                    }
+                }
             }
+            let n = msg.bytes;
+            if n == 0 {
+                return Ok(None);
+            }
+            return Msg::decode(&buf[..n])
+                .map(|m| Some((m, fd)))
+                .ok_or_else(|| Error::Other("sync: malformed message".into()));
         }
     }
 
@@ -140,11 +197,20 @@ mod tests {
             Msg::Joined,
             Msg::Saved,
             Msg::CgroupReady,
+            Msg::Listener,
             Msg::HooksDone("{\"id\":\"x\"}".into()),
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), Some(m));
         }
+        let file = std::fs::File::open("/proc/self/exe").unwrap();
+        a.send_fd(&Msg::Listener, std::os::fd::AsFd::as_fd(&file))
+            .unwrap();
+        let (m, fd) = b.recv_fd().unwrap().unwrap();
+        assert_eq!(m, Msg::Listener);
+        let sent = nix::sys::stat::fstat(&file).unwrap();
+        let got = nix::sys::stat::fstat(fd.expect("an fd")).unwrap();
+        assert_eq!((sent.st_dev, sent.st_ino), (got.st_dev, got.st_ino));
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }
