@@ -203,6 +203,118 @@ fn exec_into_a_paused_container_is_refused() {
     c.cmd(&["exec", &c.id, "true"]).ok();
 }
 
+/// `exec --ignore-paused` into a paused container: the process is frozen
+/// with it and runs once the container is resumed, as with runc.
+#[test]
+fn exec_ignore_paused_runs_once_resumed() {
+    let c = Container::running("cli_ignore_paused", |_| {});
+    c.cmd(&["pause", &c.id]).ok();
+    let freezer = host_mounts()
+        .into_iter()
+        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == "freezer"))
+        .map(|m| std::path::Path::new(&m.target).join(&c.id))
+        .unwrap_or_else(|| std::path::Path::new("/sys/fs/cgroup/unified").join(&c.id));
+    let procs = || {
+        fs::read_to_string(freezer.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = procs();
+    std::thread::scope(|s| {
+        let exec = s.spawn(|| c.cmd(&["exec", "--ignore-paused", &c.id, "echo", "ok"]));
+        // Resumed only once exec's process is in the frozen cgroup.
+        wait_for("exec's process in the paused container's cgroup", || {
+            procs() > before
+        });
+        assert_eq!(c.status(), "paused");
+        c.cmd(&["resume", &c.id]).ok();
+        let out = exec.join().expect("exec thread");
+        assert_eq!(out.ok(), "ok\n");
+    });
+}
+
+/// The host directory of the container's cgroup in the v1 hierarchy that
+/// carries `controller`, if the host has one.
+fn v1_cgroup_dir(c: &Container, controller: &str) -> Option<std::path::PathBuf> {
+    host_mounts()
+        .into_iter()
+        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == controller))
+        .map(|m| std::path::Path::new(&m.target).join(&c.id))
+}
+
+/// `exec --cgroup CONTROLLER:SUB`, runc's per-controller form (cgroup v1):
+/// the named hierarchies get the sub-cgroup, the others the container's
+/// own; and runc's errors for a path above the container's, a missing one
+/// and an unknown controller.
+#[test]
+fn exec_cgroup_per_controller() {
+    let c = Container::running("cli_subcg_ctrl", |_| {});
+    let (Some(mem), Some(cpu)) = (v1_cgroup_dir(&c, "memory"), v1_cgroup_dir(&c, "cpu")) else {
+        // A cgroup2-only host has one tree: a controller name is unknown.
+        let out = c.cmd(&["exec", "--cgroup", "memory:sub", &c.id, "true"]);
+        assert!(out.err().contains("unknown controller"), "{out}");
+        return;
+    };
+    fs::create_dir(mem.join("submem")).expect("make memory sub-cgroup");
+    // cpu and cpuacct may be one hierarchy or two.
+    for dir in [Some(cpu), v1_cgroup_dir(&c, "cpuacct")]
+        .into_iter()
+        .flatten()
+    {
+        let _ = fs::create_dir(dir.join("subcpu"));
+    }
+    let out = c.cmd(&[
+        "exec",
+        "--cgroup",
+        "memory:submem",
+        "--cgroup",
+        "cpu,cpuacct:subcpu",
+        &c.id,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    let text = out.ok();
+    let line = |ctrl: &str| {
+        text.lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == ctrl))
+            })
+            .unwrap_or_else(|| panic!("no {ctrl} line in\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("memory").ends_with(&format!("/{}/submem", c.id)),
+        "{text}"
+    );
+    assert!(
+        line("cpu").ends_with(&format!("/{}/subcpu", c.id)),
+        "{text}"
+    );
+    assert!(line("pids").ends_with(&format!("/{}", c.id)), "{text}");
+    // "/" is the container's own cgroup.
+    let top = c.cmd(&["exec", "--cgroup", "/", &c.id, "cat", "/proc/self/cgroup"]);
+    assert!(
+        top.ok()
+            .lines()
+            .filter(|l| !l.starts_with("0::") || l.len() > 4)
+            .all(|l| l.ends_with(&c.id)),
+        "{top}"
+    );
+    for (arg, says) in [
+        ("..", ".. is not a sub cgroup path"),
+        ("nonexistent", "/nonexistent/cgroup.procs: no such file"),
+        ("cpu:nonexistent", "/nonexistent/cgroup.procs: no such file"),
+        ("whaaat:/", "unknown controller"),
+    ] {
+        let out = c.cmd(&["exec", "--cgroup", arg, &c.id, "true"]);
+        assert!(!out.success(), "--cgroup {arg}: {out}");
+        assert!(out.err().contains(says), "--cgroup {arg}: {out}");
+    }
+}
+
 /// `exec --cgroup SUB` puts the process in an existing sub-cgroup of the
 /// container's.
 #[test]

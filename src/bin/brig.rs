@@ -213,9 +213,14 @@ struct ExecArgs {
     /// Pass this many fds (from 3 on) to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: i32,
-    /// Put the process in this existing sub-cgroup of the container's
+    /// Put the process in an existing sub-cgroup of the container's:
+    /// [CONTROLLER[,CONTROLLER...]:]PATH, repeatable per controller
     #[arg(long)]
-    cgroup: Option<PathBuf>,
+    cgroup: Vec<String>,
+    /// Exec even into a paused container (the process waits, frozen, until
+    /// it is resumed)
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
     id: String,
     /// The command and its arguments (when --process is not given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -571,7 +576,8 @@ fn dispatch(cli: Cli, command: Command) -> Result<i32> {
                 pid_file: a.pid_file.clone(),
                 console_socket: a.console_socket.clone(),
                 preserve_fds: a.preserve_fds,
-                sub_cgroup: a.cgroup.clone(),
+                sub_cgroups: container::exec::parse_sub_cgroups(&a.cgroup)?,
+                ignore_paused: a.ignore_paused,
             };
             return container::exec::exec(&store, &a.id, &o)
                 .with_context(|| format!("exec in container {:?}", a.id));

@@ -62,9 +62,73 @@ pub trait Cgroup {
     fn destroy(&self) -> Result<()>;
     /// The container's cgroup, relative to each hierarchy's root.
     fn path(&self) -> &Path;
-    /// Where a new process must go, for [`Placement`]: the cgroup2
-    /// directory, if any, and one directory per v1 hierarchy.
-    fn placement_dirs(&self) -> (Option<PathBuf>, Vec<PathBuf>);
+    /// Where a new process must go, for [`Placement`].
+    fn placement_dirs(&self) -> Dirs;
+    /// `exec --cgroup`: the directories of existing sub-cgroups, per
+    /// controller or ("" in `subs`) for all; the container's own for
+    /// controllers `subs` does not name.
+    fn below(&self, subs: &SubPaths) -> Result<Dirs>;
+}
+
+/// exec --cgroup's sub-cgroups: controller ("" for every one) -> path
+/// below the container's cgroup.
+pub type SubPaths = std::collections::BTreeMap<String, PathBuf>;
+
+/// The directories a process of the container lives in: the cgroup2 one,
+/// if any, and one per v1 hierarchy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dirs {
+    pub unified: Option<PathBuf>,
+    pub v1: Vec<PathBuf>,
+}
+
+impl Dirs {
+    /// Moves a process into every directory.
+    pub fn add(&self, pid: i32) -> Result<()> {
+        for d in self.unified.iter().chain(&self.v1) {
+            fs::write(d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// `dir` descended into `sub`, which must stay below it ("/" is `dir`
+/// itself) and exist, in runc's words.
+fn descend(dir: &Path, sub: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut rel = PathBuf::new();
+    for c in sub.components() {
+        match c {
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir if rel.pop() => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(crate::Error::Other(format!(
+                    "{} is not a sub cgroup path",
+                    sub.display()
+                )))
+            }
+            Component::RootDir | Component::CurDir => {}
+        }
+    }
+    let full = dir.join(rel);
+    if !full.is_dir() {
+        return Err(crate::Error::Other(format!(
+            "adding pid to cgroups: {}/cgroup.procs: no such file or directory",
+            full.display()
+        )));
+    }
+    Ok(full)
+}
+
+/// A controller `subs` names that `known` does not have.
+fn unknown_controller<'a>(subs: &'a SubPaths, known: &[&str]) -> Option<&'a str> {
+    subs.keys()
+        .map(String::as_str)
+        .find(|k| !k.is_empty() && !known.contains(k))
+}
+
+fn unknown(controller: &str) -> crate::Error {
+    crate::Error::Other(format!("unknown controller {controller} in --cgroup"))
 }
 
 /// The container's cgroup at `rel` (a path relative to each hierarchy root).

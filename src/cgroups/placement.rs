@@ -13,7 +13,7 @@
 //!   the child writes before it does anything else. brig is single-threaded,
 //!   so the thread is the whole process.
 //!
-//! Anything neither covers falls back to the parent's [`Cgroup::add`].
+//! Anything neither covers falls back to the parent's [`Dirs::add`].
 //!
 //! Making the v1 directories (about 0.6 ms for ten hierarchies) need not
 //! hold up the clone either: when `create` can, it makes them after the
@@ -22,7 +22,7 @@
 //! `tasks` files with the host's credentials: no new user namespace.
 
 use super::fs::Writer;
-use super::Cgroup;
+use super::{Cgroup, Dirs};
 use crate::error::Result;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -48,10 +48,19 @@ impl Placement {
     /// runs anything (what it forks then inherits its cgroups). `deferred`:
     /// only `create_clone_target` has run yet.
     pub fn plan(cg: Option<&dyn Cgroup>, deferred: bool) -> Result<Placement> {
-        let Some(cg) = cg else {
+        Placement::into_dirs(cg.map(|c| c.placement_dirs()), deferred)
+    }
+
+    /// [`Placement::plan`] for a process of the container that goes to
+    /// `dirs` (exec --cgroup's sub-cgroups).
+    pub fn into_dirs(dirs: Option<Dirs>, deferred: bool) -> Result<Placement> {
+        let Some(Dirs {
+            unified: v2_dir,
+            v1: v1_dirs,
+        }) = dirs
+        else {
             return Ok(Placement::default());
         };
-        let (v2_dir, v1_dirs) = cg.placement_dirs();
         let clone_into = v2_dir
             .as_ref()
             .and_then(|d| std::fs::File::open(d).ok().map(OwnedFd::from));

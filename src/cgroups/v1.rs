@@ -366,10 +366,7 @@ impl Cgroup for V1 {
     }
 
     fn add(&self, pid: i32) -> Result<()> {
-        for d in self.dirs() {
-            write(&d, "cgroup.procs", &pid.to_string())?;
-        }
-        Ok(())
+        self.placement_dirs().add(pid)
     }
 
     fn set(&self, r: &LinuxResources) -> Result<()> {
@@ -457,7 +454,32 @@ impl Cgroup for V1 {
         &self.rel
     }
 
-    fn placement_dirs(&self) -> (Option<PathBuf>, Vec<PathBuf>) {
-        (self.unified_dir(), self.v1_dirs())
+    fn placement_dirs(&self) -> super::Dirs {
+        super::Dirs {
+            unified: self.unified_dir(),
+            v1: self.v1_dirs(),
+        }
+    }
+
+    fn below(&self, subs: &super::SubPaths) -> Result<super::Dirs> {
+        let known: Vec<&str> = self.layout.v1.keys().map(String::as_str).collect();
+        if let Some(c) = super::unknown_controller(subs, &known) {
+            return Err(super::unknown(c));
+        }
+        let all = subs.get("");
+        let mut v1 = Vec::new();
+        for (mp, controllers) in self.layout.hierarchies() {
+            let dir = mp.join(&self.rel);
+            let sub = controllers.iter().find_map(|c| subs.get(c)).or(all);
+            v1.push(match sub {
+                Some(sub) => super::descend(&dir, sub)?,
+                None => dir,
+            });
+        }
+        let unified = match (self.unified_dir(), all) {
+            (Some(dir), Some(sub)) => Some(super::descend(&dir, sub)?),
+            (dir, _) => dir,
+        };
+        Ok(super::Dirs { unified, v1 })
     }
 }

@@ -289,8 +289,26 @@ impl Cgroup for V2 {
         &self.rel
     }
 
-    fn placement_dirs(&self) -> (Option<PathBuf>, Vec<PathBuf>) {
-        (Some(self.dir.clone()), Vec::new())
+    fn placement_dirs(&self) -> super::Dirs {
+        super::Dirs {
+            unified: Some(self.dir.clone()),
+            v1: Vec::new(),
+        }
+    }
+
+    /// One tree: only the "" form, as runc (a controller name is unknown).
+    fn below(&self, subs: &super::SubPaths) -> Result<super::Dirs> {
+        if let Some(c) = super::unknown_controller(subs, &[]) {
+            return Err(super::unknown(c));
+        }
+        let dir = match subs.get("") {
+            Some(sub) => super::descend(&self.dir, sub)?,
+            None => self.dir.clone(),
+        };
+        Ok(super::Dirs {
+            unified: Some(dir),
+            v1: Vec::new(),
+        })
     }
 }
 
@@ -343,7 +361,11 @@ mod tests {
         let _guard = Cleanup(root.join(&rel), child);
         cg.add(pid).expect("add");
         assert_eq!(cg.pids().expect("pids"), vec![pid]);
-        assert_eq!(cg.placement_dirs(), (Some(root.join(&rel)), Vec::new()));
+        let want = crate::cgroups::Dirs {
+            unified: Some(root.join(&rel)),
+            v1: Vec::new(),
+        };
+        assert_eq!(cg.placement_dirs(), want);
         cg.freeze(true).expect("freeze");
         assert!(cg.is_frozen());
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");

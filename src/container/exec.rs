@@ -4,6 +4,7 @@ use super::create::write_pid_file;
 use super::foreground;
 use super::store::Store;
 use super::Status;
+use crate::cgroups::SubPaths;
 use crate::error::{Error, IoContext, Result, SysContext};
 use crate::linux::pidfd::Pidfd;
 use crate::process::enter::{self, Enter};
@@ -18,9 +19,39 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
-    /// An existing cgroup below the container's, for the process (runc's
-    /// --cgroup, in its every-hierarchy form).
-    pub sub_cgroup: Option<PathBuf>,
+    /// Existing cgroups below the container's, for the process (runc's
+    /// --cgroup): controller ("" for all) -> path.
+    pub sub_cgroups: SubPaths,
+    /// Exec into a paused container too (runc's --ignore-paused): the
+    /// process is frozen with it until it is resumed.
+    pub ignore_paused: bool,
+}
+
+/// runc's `--cgroup` arguments: one PATH for every controller, or any
+/// number of CONTROLLER[,CONTROLLER...]:PATH.
+pub fn parse_sub_cgroups(args: &[String]) -> Result<SubPaths> {
+    let mut subs = SubPaths::new();
+    for a in args {
+        match a.split_once(':') {
+            Some((_, path)) if path.contains(':') => {
+                return Err(Error::Other(format!("invalid --cgroup argument: {a}")))
+            }
+            Some((controllers, path)) => {
+                for c in controllers.split(',') {
+                    subs.insert(c.to_string(), PathBuf::from(path));
+                }
+            }
+            None if args.len() > 1 => {
+                return Err(Error::Other(format!(
+                    "invalid --cgroup argument: {a} (missing <controller>: prefix)"
+                )))
+            }
+            None => {
+                subs.insert(String::new(), PathBuf::from(a));
+            }
+        }
+    }
+    Ok(subs)
 }
 
 /// Reads a process.json (`exec --process`). Without `user` the process
@@ -50,32 +81,6 @@ pub fn container_process(store: &Store, id: &str) -> Result<Process> {
         .ok_or_else(|| Error::Other(format!("container \"{id}\" has no process")))
 }
 
-/// The container's cgroup `rel`, descended into `sub`, which must stay
-/// below it and exist.
-fn sub_cgroup(
-    rel: &std::path::Path,
-    sub: &std::path::Path,
-) -> Result<Box<dyn crate::cgroups::Cgroup>> {
-    use std::path::Component;
-    let plain = sub.components().all(|c| matches!(c, Component::Normal(_)));
-    if !plain || sub.as_os_str().is_empty() {
-        return Err(Error::Other(format!(
-            "--cgroup {}: a relative path below the container's cgroup (per-controller forms are not supported)",
-            sub.display()
-        )));
-    }
-    let cg = crate::cgroups::open(&rel.join(sub))?;
-    if cg.placement_dirs().0.as_ref().is_some_and(|d| !d.is_dir())
-        || cg.placement_dirs().1.iter().any(|d| !d.is_dir())
-    {
-        return Err(Error::Other(format!(
-            "--cgroup {}: no such cgroup below the container's",
-            sub.display()
-        )));
-    }
-    Ok(cg)
-}
-
 /// Runs the process; returns the exit code `brig exec` should exit with
 /// (0 when detached).
 pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
@@ -97,23 +102,26 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         ));
     }
     let c = store.load(id)?;
-    if c.status() == Status::Paused {
+    let paused = c.status() == Status::Paused;
+    if paused && !o.ignore_paused {
         return Err(Error::Other(format!(
             "cannot exec in a paused container \"{id}\" (resume it first)"
         )));
     }
+    let paused_too = [Status::Created, Status::Running, Status::Paused];
     c.expect(
-        &[Status::Created, Status::Running],
+        &paused_too[..if o.ignore_paused { 3 } else { 2 }],
         "cannot exec in a container that is not running",
     )?;
     // What create applied, not the bundle's config.json of now.
     let spec = c.spec()?;
     let seccomp = crate::linux::seccomp::Filter::from_spec(&spec)?;
     let init = Pidfd::open(c.state.pid, c.state.pid_start)?;
-    let cgroup = match (&o.sub_cgroup, &c.state.cgroup) {
-        (None, _) => c.cgroup(),
-        (Some(sub), Some(rel)) => Some(sub_cgroup(rel, sub)?),
-        (Some(_), None) => {
+    let cgroup = match c.cgroup() {
+        Some(cg) if o.sub_cgroups.is_empty() => Some(cg.placement_dirs()),
+        Some(cg) => Some(cg.below(&o.sub_cgroups)?),
+        None if o.sub_cgroups.is_empty() => None,
+        None => {
             return Err(Error::Other(format!(
                 "--cgroup: container \"{id}\" has no cgroup"
             )))
@@ -140,6 +148,12 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         forwarded.thread_block().sys(|| "blocking signals".into())?;
     }
     let agent = seccomp.as_ref().and_then(|f| f.listener.as_ref());
+    let state = c.state.clone();
+    // The process of a paused container waits, frozen, until `resume`,
+    // which must not wait for us in turn: let go of the container now.
+    // (Otherwise hold it until the process is in, so that no `delete`
+    // removes the cgroup it is being born in.)
+    let held = (!paused).then_some(c);
     let on_listener = |pid: i32, fd: OwnedFd| -> Result<()> {
         let Some(agent) = agent else {
             return Err(Error::Other(
@@ -147,15 +161,15 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
             ));
         };
         // As runc: the process's pid, in the state of the running container.
-        let json = c.state.to_oci_json(Status::Running);
+        let json = state.to_oci_json(Status::Running);
         crate::linux::seccomp_agent::hand_over(agent, fd, pid, &json)
     };
     let entered = enter::enter(&Enter {
         init: &init,
-        init_pid: c.state.pid,
+        init_pid: state.pid,
         process: &o.process,
         seccomp: seccomp.as_ref(),
-        cgroup: cgroup.as_deref(),
+        cgroup,
         console,
         preserve_fds: o.preserve_fds,
         personality: spec.linux().as_ref().and_then(|l| l.personality().as_ref()),
@@ -167,7 +181,7 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         on_listener: agent.map(|_| &on_listener as &dyn Fn(i32, OwnedFd) -> Result<()>),
     })?;
     // Others may act on the container while this process runs.
-    drop(c);
+    drop(held);
     let master = match &ours {
         Some(sock) => Some(foreground::recv_master(sock)?),
         None => None,
@@ -184,4 +198,28 @@ pub fn exec(store: &Store, id: &str, o: &Options) -> Result<i32> {
         return Ok(0);
     }
     foreground::wait(entered.pid, &forwarded, master.as_ref(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_cgroup_arguments_as_runc_reads_them() {
+        let s =
+            |a: &[&str]| parse_sub_cgroups(&a.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        let subs = s(&["memory:m", "cpu,cpuacct:c"]).unwrap();
+        assert_eq!(subs.len(), 3);
+        assert_eq!(subs["cpuacct"], PathBuf::from("c"));
+        assert_eq!(s(&["sub"]).unwrap()[""], PathBuf::from("sub"));
+        assert!(s(&["a", "memory:m"])
+            .unwrap_err()
+            .to_string()
+            .contains("missing <controller>: prefix"));
+        assert!(s(&["a:b:c"])
+            .unwrap_err()
+            .to_string()
+            .contains("invalid --cgroup argument"));
+        assert!(s(&[]).unwrap().is_empty());
+    }
 }

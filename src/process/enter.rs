@@ -19,7 +19,7 @@ use super::clone::{fork_plain, fork_with, Forked};
 use super::finish;
 use super::spawn::OnListener;
 use super::sync::{self, Channel, Msg};
-use crate::cgroups::{Cgroup, Placement};
+use crate::cgroups::{Dirs, Placement};
 use crate::error::{Error, Result, SysContext};
 use crate::linux::pidfd::Pidfd;
 use crate::linux::{fds, numa, procfs, terminal};
@@ -35,7 +35,8 @@ pub struct Enter<'a> {
     pub process: &'a Process,
     /// The container's seccomp filter: it applies to exec'd processes too.
     pub seccomp: Option<&'a crate::linux::seccomp::Filter>,
-    pub cgroup: Option<&'a dyn Cgroup>,
+    /// Where in the container's cgroups the process goes.
+    pub cgroup: Option<Dirs>,
     /// A connected console socket, when process.terminal is set.
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
@@ -85,7 +86,7 @@ pub fn enter(e: &Enter) -> Result<Entered> {
     // The process is the helper's child; once the helper is gone, ours.
     nix::sys::prctl::set_child_subreaper(true).sys(|| "PR_SET_CHILD_SUBREAPER".into())?;
     let (parent, child) = sync::pair()?;
-    let place = Placement::plan(e.cgroup, false)?;
+    let place = Placement::into_dirs(e.cgroup.clone(), false)?;
     let into = place.clone_into.as_ref().map(|fd| fd.as_raw_fd());
     let helper = match fork_with(0, into)? {
         Forked::Child => {
@@ -119,7 +120,7 @@ pub fn enter(e: &Enter) -> Result<Entered> {
         Err(err)
     };
     if place.parent_adds {
-        if let Some(cg) = e.cgroup {
+        if let Some(cg) = &e.cgroup {
             if let Err(err) = cg.add(helper) {
                 return fail(None, err);
             }
