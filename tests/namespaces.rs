@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 /// `KIND NSLINK` lines for each kind, as the container sees them.
@@ -162,6 +162,51 @@ fn user_namespace_maps_ids() {
         assert_eq!(map, ["0", "100000", "65536"], "{out}");
     }
     assert_ne!(ns_of(&out, "user"), host_ns("user"));
+}
+
+/// Bind sources under a directory only the host's root may enter (0700):
+/// the runtime takes them before init enters the user namespace, so they
+/// are mounted all the same (a directory bound non-recursively and
+/// recursively, a file, and one relative to the bundle), for `run` and
+/// for what `exec` sees. runc's userns.bats checks the same.
+#[test]
+fn user_namespace_bind_sources_the_namespace_cannot_reach() {
+    let c = userns("ns_user_hidden_src");
+    let secret = c.host_dir("secret");
+    std::fs::create_dir_all(secret.join("dir/sub")).expect("make source dir");
+    std::fs::write(secret.join("dir/foo.txt"), "foo\n").expect("write source file");
+    std::fs::write(secret.join("file.txt"), "file\n").expect("write source file");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).expect("chmod 700");
+    let in_bundle = c.bundle.join("hidden");
+    std::fs::create_dir_all(in_bundle.join("dir")).expect("make bundle source");
+    std::fs::write(in_bundle.join("dir/bar.txt"), "bar\n").expect("write bundle file");
+    std::fs::set_permissions(&in_bundle, std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 700");
+    c.edit(|cfg| {
+        // "bind" in options too: runc 1.1 goes by the flag, not the type.
+        add_mount(cfg, bind(&secret.join("dir"), "/tmp/one", &["bind"]));
+        add_mount(cfg, bind(&secret.join("dir"), "/tmp/two", &["rbind"]));
+        add_mount(cfg, bind(&secret.join("file.txt"), "/tmp/file.txt", &["bind", "ro"]));
+        add_mount(
+            cfg,
+            json!({"source": "hidden/dir", "destination": "/tmp/three", "type": "bind", "options": ["bind"]}),
+        );
+        set_args(cfg, &["sleep", "60"]);
+    });
+    c.create();
+    c.start();
+    let out = c.cmd(&[
+        "exec",
+        &c.id,
+        "cat",
+        "/tmp/one/foo.txt",
+        "/tmp/two/foo.txt",
+        "/tmp/file.txt",
+        "/tmp/three/bar.txt",
+    ]);
+    assert_eq!(out.ok(), "foo\nfoo\nfile\nbar\n");
+    let out = c.cmd(&["exec", &c.id, "sh", "-c", "echo x > /tmp/file.txt"]);
+    assert!(!out.success(), "the file bind is read-only: {out}");
 }
 
 #[test]

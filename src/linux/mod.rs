@@ -1,5 +1,6 @@
 //! One file per kernel facility the container's init touches.
 
+pub mod bind_sources;
 pub mod capabilities;
 pub mod devices;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]

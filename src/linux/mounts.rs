@@ -213,6 +213,9 @@ pub struct Mounter<'a> {
     pub mount_label: Option<&'a str>,
 }
 
+/// A bind source the runtime copied for init (see `bind_sources`).
+pub type Tree<'a> = Option<&'a OwnedFd>;
+
 /// Filesystems that take an SELinux `context=` option (runc's list).
 fn takes_context(typ: &str) -> bool {
     !matches!(typ, "proc" | "sysfs" | "cgroup" | "cgroup2" | "bind")
@@ -230,13 +233,14 @@ impl Mounter<'_> {
         ))
     }
 
-    pub fn mount_entry(&self, m: &Mount) -> Result<()> {
+    /// Mounts `m`; a bind from `tree`, when the runtime copied its source.
+    pub fn mount_entry(&self, m: &Mount, tree: Tree) -> Result<()> {
         let opts =
             parse_options(m.options().as_deref().unwrap_or(&[])).map_err(|e| Self::err(m, e))?;
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
         if is_bind {
-            self.bind(m, &opts)?;
+            self.bind(m, &opts, tree)?;
         } else if typ == "cgroup" || typ == "cgroup2" {
             self.cgroup(m, &opts)?;
         } else {
@@ -325,7 +329,7 @@ impl Mounter<'_> {
         paths::handle_in_root(self.root, self.dest(m)).map_err(|e| Self::err(m, e))
     }
 
-    fn bind(&self, m: &Mount, opts: &Options) -> Result<()> {
+    fn bind(&self, m: &Mount, opts: &Options, tree: Tree) -> Result<()> {
         let src = m
             .source()
             .as_ref()
@@ -335,23 +339,35 @@ impl Mounter<'_> {
         } else {
             self.bundle.join(src)
         };
-        let meta = std::fs::metadata(&src).map_err(|e| Self::err(m, e))?;
-        let target = if meta.is_dir() {
+        let is_dir = match tree {
+            Some(t) => nix::sys::stat::fstat(t)
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .map_err(|e| Self::err(m, e))?,
+            None => std::fs::metadata(&src)
+                .map_err(|e| Self::err(m, e))?
+                .is_dir(),
+        };
+        let target = if is_dir {
             self.target_dir(self.dest(m))?
         } else {
             let file = paths::create_file_in_root(self.root, self.dest(m))?;
             self.refuse_symlink_onto_pseudo_fs(self.dest(m), &file)?;
             file
         };
-        let bind = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        mount(
-            Some(&src),
-            fd_path(&target).as_str(),
-            None::<&str>,
-            bind,
-            None::<&str>,
-        )
-        .map_err(|e| Self::err(m, e))?;
+        match tree {
+            Some(t) => super::bind_sources::move_mount(t, &target).map_err(|e| Self::err(m, e))?,
+            None => {
+                let bind = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+                mount(
+                    Some(&src),
+                    fd_path(&target).as_str(),
+                    None::<&str>,
+                    bind,
+                    None::<&str>,
+                )
+                .map_err(|e| Self::err(m, e))?;
+            }
+        }
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         let placed = self.reopen_dest(m)?;
         if !extra.is_empty() {

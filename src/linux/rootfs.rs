@@ -29,6 +29,9 @@ pub struct Rootfs<'a> {
     /// propagation change on the host's `/`, no bind of the rootfs), and
     /// `pivot` becomes a chroot. As runc does; `delete` takes them away.
     pub shared_mount_ns: bool,
+    /// Bind sources the runtime copied before init entered its user
+    /// namespace, by mount index.
+    pub bind_sources: &'a super::bind_sources::BindSources,
 }
 
 impl Rootfs<'_> {
@@ -104,7 +107,8 @@ impl Rootfs<'_> {
         // A read-only /dev (but a host's bound in) is populated first and
         // made read-only after, as runc does.
         let mut readonly_dev = None;
-        for m in spec_mounts {
+        for (i, m) in spec_mounts.iter().enumerate() {
+            let tree = self.bind_sources.get(i);
             if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
                 ready()?;
             }
@@ -114,12 +118,12 @@ impl Rootfs<'_> {
                 if flags.contains(MsFlags::MS_RDONLY) {
                     let mut rw = m.clone();
                     rw.set_options(Some(opts.iter().filter(|o| *o != "ro").cloned().collect()));
-                    mounter.mount_entry(&rw)?;
+                    mounter.mount_entry(&rw, tree)?;
                     readonly_dev = Some(flags);
                     continue;
                 }
             }
-            mounter.mount_entry(m)?;
+            mounter.mount_entry(m, tree)?;
         }
         ready()?;
         let has_proc = spec_mounts

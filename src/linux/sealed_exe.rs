@@ -19,7 +19,7 @@ use crate::error::{Error, IoContext, Result, SysContext};
 use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
 use nix::sys::stat::Mode;
 use std::ffi::{CString, OsString};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 
 const SELF_EXE: &str = "/proc/self/exe";
@@ -127,23 +127,8 @@ fn exec_fd(fd: &OwnedFd, argv: &[CString], envp: &[CString]) -> Error {
 /// A detached bind mount of our binary, made read-only. It is never attached
 /// anywhere, and once exec closes its fd nothing can make it writable again.
 fn read_only_bind() -> Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let path = CString::new(SELF_EXE).map_err(|_| Error::Other("NUL in path".into()))?;
-    // SAFETY: open_tree with a valid NUL-terminated path; the returned fd is
-    // checked and owned below.
-    let raw = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if raw < 0 {
-        return Err(Error::sys("open_tree", nix::Error::last()));
-    }
-    // SAFETY: raw is a fresh fd returned by open_tree and owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let fd = super::bind_sources::open_tree(std::path::Path::new(SELF_EXE), false)
+        .map_err(|e| Error::sys("open_tree", e))?;
     super::mounts::set_mount_attr(
         &fd,
         nix::mount::MsFlags::MS_RDONLY | nix::mount::MsFlags::MS_NODEV,

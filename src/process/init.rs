@@ -8,6 +8,7 @@ use super::sync::{Channel, Msg};
 use crate::cgroups::Placement;
 use crate::error::{Error, Result, SysContext};
 use crate::hooks::{self, Point};
+use crate::linux::bind_sources::BindSources;
 use crate::linux::{fds, rootfs, sched, terminal};
 use crate::logging;
 use nix::sched::CloneFlags;
@@ -30,9 +31,15 @@ struct Progress {
     told_start: std::cell::Cell<bool>,
 }
 
-pub(super) fn main(l: &Launch, plan: &NsPlan, place: &Placement, ch: Channel) -> ! {
+pub(super) fn main(
+    l: &Launch,
+    plan: &NsPlan,
+    place: &Placement,
+    ch: Channel,
+    bind_sources: BindSources,
+) -> ! {
     let mut progress = Progress::default();
-    let err = match run(l, plan, place, &ch, &mut progress) {
+    let err = match run(l, plan, place, &ch, bind_sources, &mut progress) {
         Err(e) => e,
         Ok(never) => match never {},
     };
@@ -75,7 +82,14 @@ fn kept_after_birth(l: &Launch, ch: &Channel) -> Vec<RawFd> {
     keep
 }
 
-fn enter_namespaces(l: &Launch, plan: &NsPlan, place: &Placement, ch: &Channel) -> Result<()> {
+/// `sources`: the bind sources' fds, kept until the rootfs is built.
+fn enter_namespaces(
+    l: &Launch,
+    plan: &NsPlan,
+    place: &Placement,
+    ch: &Channel,
+    sources: &[RawFd],
+) -> Result<()> {
     let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
     // The parent sends this right after clone, before anything else.
     if place.parent_adds && !place.deferred {
@@ -104,7 +118,9 @@ fn enter_namespaces(l: &Launch, plan: &NsPlan, place: &Placement, ch: &Channel) 
         }
         // With the extra fork, the real init lands in a pid namespace that
         // others may already share (a pod's): it inherits none of these.
-        fds::close_all_except(first_own_fd(l), &kept_after_birth(l, ch))?;
+        let mut keep = kept_after_birth(l, ch);
+        keep.extend_from_slice(sources);
+        fds::close_all_except(first_own_fd(l), &keep)?;
         nix::sched::unshare(plan.clone_flags()).sys(|| "unshare namespaces".into())?;
     } else if !plan.unshared.is_empty() {
         nix::sched::unshare(plan.unshared).sys(|| "unshare namespaces".into())?;
@@ -294,6 +310,7 @@ fn run(
     plan: &NsPlan,
     place: &Placement,
     ch: &Channel,
+    bind_sources: BindSources,
     progress: &mut Progress,
 ) -> Result<Infallible> {
     let spec = &l.bundle.spec;
@@ -308,6 +325,8 @@ fn run(
     // passed): none may reach the container.
     let mut keep = kept_after_birth(l, ch);
     keep.extend(plan.joins.iter().map(|j| j.file.as_raw_fd()));
+    let sources: Vec<RawFd> = bind_sources.fds().collect();
+    keep.extend_from_slice(&sources);
     fds::close_all_except(first_own_fd(l), &keep)?;
     // Until the parent has recorded our pid, its death must be ours: else a
     // killed `create` would leave an init nobody knows about. (Not with the
@@ -318,7 +337,7 @@ fn run(
     }
     nix::unistd::setsid().sys(|| "setsid".into())?;
     reset_signals();
-    enter_namespaces(l, plan, place, ch)?;
+    enter_namespaces(l, plan, place, ch, &sources)?;
     if plan.new.contains(CloneFlags::CLONE_NEWNET) {
         crate::linux::namespaces::loopback_up()?;
     }
@@ -355,8 +374,10 @@ fn run(
             .deferred
             .then_some(&join_cgroup as &dyn Fn() -> Result<()>),
         shared_mount_ns,
+        bind_sources: &bind_sources,
     }
     .prepare()?;
+    drop(bind_sources);
     logging::step("init: rootfs prepared");
     let hook_state = runtime_hooks(l, ch)?;
     set_names(l, plan)?;

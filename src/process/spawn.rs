@@ -6,6 +6,7 @@ use super::init;
 use super::sync::{self, Channel, Msg};
 use crate::cgroups::{Cgroup, Placement};
 use crate::error::{Error, Result};
+use crate::linux::bind_sources::BindSources;
 use crate::linux::namespaces::{self, Join};
 use crate::spec::Bundle;
 use nix::sched::CloneFlags;
@@ -144,6 +145,14 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
                 | CloneFlags::CLONE_NEWIPC
                 | CloneFlags::CLONE_NEWUTS);
     }
+    // Init mounts as root of the container's user namespace, which the
+    // host may keep out of a bind source: copy them now, as the host's root.
+    let bind_sources = if plan.has(LinuxNamespaceType::User) {
+        let mounts = l.bundle.spec.mounts().as_deref().unwrap_or(&[]);
+        BindSources::open(mounts, &l.bundle.dir)
+    } else {
+        BindSources::default()
+    };
     let (parent, child) = sync::pair()?;
     let flags = if plan.needs_setns() {
         CloneFlags::empty()
@@ -156,10 +165,11 @@ pub fn spawn(l: &Launch) -> Result<Spawned> {
     match forked {
         Forked::Child => {
             drop(parent);
-            init::main(l, &plan, &place, child)
+            init::main(l, &plan, &place, child, bind_sources)
         }
         Forked::Parent(pid) => {
             drop(child);
+            drop(bind_sources);
             crate::fault::point("cloned");
             let placed = match (l.cgroup, l.cgroup_rest) {
                 (Some(cg), Some(rest)) if place.deferred => rest()
