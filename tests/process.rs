@@ -62,6 +62,26 @@ fn user_and_additional_gids_are_set() {
     assert_eq!(groups, ["10", "1001", "20"], "{out}");
 }
 
+/// A gid listed twice in additionalGids is one supplementary group (as
+/// runc and youki set them; youki's contest checks getgroups' length).
+#[test]
+fn repeated_additional_gids_are_set_once() {
+    let out = sh_in_container(
+        "user_dup_gids",
+        |cfg| {
+            cfg["process"]["user"] =
+                json!({"uid": 10, "gid": 10, "additionalGids": [150, 120, 130, 150, 120]})
+        },
+        "grep ^Groups: /proc/self/status",
+    );
+    let mut groups: Vec<&str> = out
+        .trim_start_matches("Groups:")
+        .split_whitespace()
+        .collect();
+    groups.sort_unstable();
+    assert_eq!(groups, ["120", "130", "150"], "{out}");
+}
+
 #[test]
 fn umask_is_set() {
     let out = sh_in_container(

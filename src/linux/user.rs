@@ -46,13 +46,21 @@ pub fn give_stdio_to(uid: u32) -> Result<()> {
     Ok(())
 }
 
+/// additionalGids as setgroups takes them: each once, in the order
+/// first given (runc drops repeats too, and getgroups shows the list).
+fn supplementary_gids(user: &User) -> Vec<Gid> {
+    let mut gids: Vec<Gid> = Vec::new();
+    for g in user.additional_gids().iter().flatten() {
+        let g = Gid::from_raw(*g);
+        if !gids.contains(&g) {
+            gids.push(g);
+        }
+    }
+    gids
+}
+
 pub fn switch(user: &User) -> Result<()> {
-    let gids: Vec<Gid> = user
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
+    let gids = supplementary_gids(user);
     let what = || format!("setgroups {:?}", user.additional_gids());
     match setgroups_allowed() {
         Some(true) => setgroups(&gids).sys(what)?,
