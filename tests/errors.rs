@@ -197,21 +197,6 @@ fn rejected(name: &str, edit: impl FnOnce(&mut serde_json::Value), what: &str) {
 }
 
 #[test]
-fn unknown_capability_is_rejected() {
-    if is_runc() {
-        // runc 1.1 logs a warning and drops the unknown name; the issue asks
-        // brig to refuse it, so this is checked for brig only.
-        skipped("NOTE: runc 1.1 ignores unknown capability names; only checked for brig");
-        return;
-    }
-    rejected(
-        "bad_cap",
-        |cfg| cfg["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_NOT_A_CAP"]),
-        "CAP_NOT_A_CAP",
-    );
-}
-
-#[test]
 fn rlimit_soft_above_hard_is_rejected() {
     rejected(
         "bad_rlimit",

@@ -82,6 +82,42 @@ fn repeated_additional_gids_are_set_once() {
     assert_eq!(groups, ["120", "130", "150"], "{out}");
 }
 
+/// A capability name the runtime does not know is dropped with a warning,
+/// as the runtime spec asks (runc does the same; crun's unknown-caps test),
+/// in config.json and in `exec --cap`.
+#[test]
+fn unknown_capability_names_are_ignored_with_a_warning() {
+    let c = Container::new("unknown_caps");
+    c.edit(|cfg| {
+        let both = json!(["CAP_KILL", "CAP_UNKNOWN", "UNKNOWN_CAP"]);
+        for set in [
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ] {
+            cfg["process"]["capabilities"][set] = both.clone();
+        }
+        set_args(cfg, &["sleep", "60"]);
+    });
+    let out = c.try_create(&[]);
+    assert!(out.success(), "{out}");
+    assert!(
+        out.stderr.contains("CAP_UNKNOWN"),
+        "a warning names it: {out}"
+    );
+    c.start();
+    // CAP_KILL is bit 5.
+    let status = c.cmd(&["exec", &c.id, "grep", "^CapBnd", "/proc/1/status"]);
+    assert_eq!(
+        status.ok().split_whitespace().nth(1),
+        Some("0000000000000020")
+    );
+    let out = c.cmd(&["exec", "--cap", "CAP_UNKNOWN", &c.id, "true"]);
+    assert!(out.success(), "{out}");
+}
+
 #[test]
 fn umask_is_set() {
     let out = sh_in_container(

@@ -287,7 +287,7 @@ impl ExecArgs {
         if let Some(l) = &self.process_label {
             v["selinuxLabel"] = serde_json::json!(l);
         }
-        p = serde_json::from_value(v).context("exec: the resulting process")?;
+        p = brig::spec::capabilities::from_value(v, "").context("exec: the resulting process")?;
         Ok(p)
     }
 }

@@ -68,7 +68,7 @@ pub fn read_process(path: &std::path::Path) -> Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
-    serde_json::from_value(v).map_err(bad)
+    crate::spec::capabilities::from_value(v, "").map_err(bad)
 }
 
 /// The container's own process spec as `create` saw it, the base of the

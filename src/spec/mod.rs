@@ -1,5 +1,6 @@
 //! Loading and validating a bundle's config.json.
 
+pub mod capabilities;
 mod default;
 mod rootless;
 
@@ -52,7 +53,7 @@ impl Bundle {
         let path = dir.join("config.json");
         let raw = std::fs::read(&path).at(&path)?;
         let raw = crate::linux::sched::spec_flag_spellings(&raw);
-        let spec: Spec = serde_json::from_slice(&raw).map_err(|e| Error::Config {
+        let spec: Spec = capabilities::from_slice(&raw, "/process").map_err(|e| Error::Config {
             path: path.clone(),
             msg: e.to_string(),
         })?;
