@@ -339,6 +339,50 @@ fn rootfs_propagation_unbindable() {
     propagation_runc_gets_wrong("prop_unbindable", "unbindable", "unbindable");
 }
 
+/// A bind mount with `rshared` stays shared inside the container (its
+/// mountinfo shows a peer group), and with rootfsPropagation rshared a
+/// mount made under it in the container appears on the host, as with runc.
+/// brig used to make the whole new root a slave after pivot_root, which
+/// undid both.
+#[test]
+fn rshared_bind_mounts_propagate() {
+    for root_prop in [None, Some("rshared")] {
+        let c = Container::new("rshared_bind");
+        let share = c.host_dir("share");
+        fs::create_dir(share.join("sub")).expect("make sub");
+        let _shared = HostMount::shared_bind(&share);
+        c.edit(|cfg: &mut Value| {
+            if let Some(p) = root_prop {
+                cfg["linux"]["rootfsPropagation"] = json!(p);
+            }
+            for set in ["bounding", "effective", "permitted"] {
+                cfg["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .expect("capability set")
+                    .push(json!("CAP_SYS_ADMIN"));
+            }
+            add_mount(cfg, bind(&share, "/mnt", &["rbind", "rshared"]));
+            set_sh(
+                cfg,
+                "mount -t tmpfs made-inside /mnt/sub && grep ' /mnt ' /proc/self/mountinfo",
+            );
+        });
+        let out = c.run(&[]);
+        let line = out.ok().to_string();
+        assert!(
+            line.contains(" shared:"),
+            "{root_prop:?}: /mnt is not shared: {line}"
+        );
+        let on_host = mounts_under(&share).iter().any(|m| m.ends_with("/sub"));
+        assert_eq!(
+            on_host,
+            root_prop.is_some(),
+            "{root_prop:?}: the container's mount on the host: {:?}",
+            mounts_under(&share)
+        );
+    }
+}
+
 /// `rro` and friends reach every mount below the destination (Docker 25's
 /// recursively read-only `:ro`), where plain `ro` stops at the top one.
 #[test]

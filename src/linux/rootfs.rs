@@ -295,9 +295,14 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, shared_mount_ns: bool) -> Result<()>
             .sys(|| "moving rootfs to /".into())?;
         nix::unistd::chroot(".").sys(|| "chroot into rootfs".into())?;
     } else {
+        let old_root = std::fs::File::open("/").map_err(|e| Error::io("/", e))?;
         nix::unistd::pivot_root(".", ".").sys(|| "pivot_root".into())?;
-        // The old root is stacked on "."; make sure its unmount cannot
-        // propagate to the host, then detach it.
+        // The old root is stacked on the new one. Make it (and only it: from
+        // inside it, "." is the old root's mount, from the new root's
+        // directory it would be the new root, whose rshared binds would turn
+        // slaves) a slave, so that its unmount cannot propagate to the
+        // host, then detach it.
+        nix::unistd::fchdir(&old_root).sys(|| "fchdir to the old root".into())?;
         mount(
             None::<&str>,
             ".",
@@ -307,6 +312,7 @@ pub fn pivot(rootfs: &Path, no_pivot: bool, shared_mount_ns: bool) -> Result<()>
         )
         .sys(|| "making old root a slave".into())?;
         umount2(".", MntFlags::MNT_DETACH).sys(|| "detaching old root".into())?;
+        drop(old_root);
     }
     nix::unistd::chdir("/").sys(|| "chdir /".into())
 }
